@@ -1,0 +1,50 @@
+"""ocnb: a Jupyter-native toolkit for fleets of OpenClaw agents."""
+
+import logging
+
+from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore
+from ocnb.client import Backoff, ClientStats, GatewayClient
+from ocnb.errors import (
+    AuthError,
+    ClientClosed,
+    ConnectionLost,
+    GatewayUnavailable,
+    InvalidRequest,
+    OcnbError,
+    PairingRequired,
+    ProtocolError,
+    ProtocolMismatch,
+    RateLimited,
+    RequestTimeout,
+    RpcError,
+    ScopeError,
+)
+from ocnb.secret import Secret
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "Backoff",
+    "ClientClosed",
+    "ClientStats",
+    "ConnectionLost",
+    "Credentials",
+    "DeviceIdentity",
+    "DeviceTokenStore",
+    "GatewayClient",
+    "GatewayUnavailable",
+    "InvalidRequest",
+    "OcnbError",
+    "PairingRequired",
+    "ProtocolError",
+    "ProtocolMismatch",
+    "RateLimited",
+    "RequestTimeout",
+    "RpcError",
+    "ScopeError",
+    "Secret",
+    "__version__",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,231 @@
+"""Credentials: gateway URL and shared secret, the device identity, and issued device tokens.
+
+Secrets are held in `ocnb.secret.Secret`; `Credentials.redact` scrubs them out of any text
+that came from elsewhere before it reaches a log or an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ocnb.secret import Secret
+
+DEFAULT_URL = "ws://127.0.0.1:18789/"
+URL_VARIABLES = ("OPENCLAW_GATEWAY_URL", "GATEWAY_WS_URL")
+TOKEN_VARIABLE = "OPENCLAW_GATEWAY_TOKEN"  # noqa: S105 - a variable name, not a secret
+PASSWORD_VARIABLE = "OPENCLAW_GATEWAY_PASSWORD"  # noqa: S105
+HOME_VARIABLE = "OCNB_HOME"
+
+
+def _secret(value: str | Secret | None) -> Secret | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def resolve_url(url: str | None = None, env: Mapping[str, str] = os.environ) -> str:
+    """The gateway URL: the argument, else `OPENCLAW_GATEWAY_URL`, else `GATEWAY_WS_URL`,
+    else the local default `ws://127.0.0.1:18789/`."""
+    for candidate in (url, *(env.get(name) for name in URL_VARIABLES)):
+        if candidate:
+            return _check_url(candidate)
+    return DEFAULT_URL
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"a gateway URL looks like ws://host:18789/ or wss://host/, not {url!r}")
+    if parts.username or parts.password:
+        raise ValueError("put credentials in token= or password=, not in the gateway URL")
+    return url
+
+
+def gateway_key(url: str) -> str:
+    """A stable name for a gateway, used to file its device token (`ws://host:port/path`)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    host = (parts.hostname or "").lower()
+    return f"{parts.scheme}://{host}:{port}{parts.path.rstrip('/') or '/'}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the gateway is and the shared secret to show it. Never prints a secret."""
+
+    url: str
+    token: Secret | None = None
+    password: Secret | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        url: str | None = None,
+        token: str | Secret | None = None,
+        password: str | Secret | None = None,
+        env: Mapping[str, str] = os.environ,
+    ) -> Credentials:
+        """Fill what the caller left out from the environment (see the module's variables)."""
+        return cls(
+            url=resolve_url(url, env),
+            token=_secret(token) or _secret(env.get(TOKEN_VARIABLE)),
+            password=_secret(password) or _secret(env.get(PASSWORD_VARIABLE)),
+        )
+
+    def connect_auth(self, device_token: Secret | None = None) -> dict[str, str]:
+        """The `auth` object of `connect`: the shared token, else a stored device token."""
+        auth: dict[str, str] = {}
+        if self.token is not None:
+            auth["token"] = self.token.reveal()
+        elif device_token is not None:
+            auth["deviceToken"] = device_token.reveal()
+        if self.password is not None:
+            auth["password"] = self.password.reveal()
+        return auth
+
+    def redact(self, text: str, *extra: Secret | None) -> str:
+        """`text` with every known secret replaced by a mask."""
+        for secret in (self.token, self.password, *extra):
+            if secret is not None:
+                text = text.replace(secret.reveal(), "********")
+        return text
+
+
+def ocnb_home(env: Mapping[str, str] = os.environ) -> Path:
+    """The directory for ocnb's private files: `$OCNB_HOME`, else the user config dir."""
+    override = env.get(HOME_VARIABLE)
+    return Path(override) if override else platformdirs.user_config_path("ocnb")
+
+
+def _write_private(path: Path, data: str) -> None:
+    """Write `data` to `path` atomically, readable by the owner only (0600)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+class DeviceIdentity:
+    """A persistent ed25519 key; its id (SHA-256 of the public key) is the pairing identity."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        raw = private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self._public_key = _b64url(raw)
+        self._device_id = hashlib.sha256(raw).hexdigest()
+
+    @classmethod
+    def generate(cls) -> DeviceIdentity:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def load_or_create(cls, path: Path | None = None) -> DeviceIdentity:
+        """Load the key at `path` (default `<ocnb home>/device-key.pem`), creating it once."""
+        path = path or ocnb_home() / "device-key.pem"
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            identity = cls.generate()
+            _write_private(path, identity._private_pem())
+            return identity
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} does not hold an ed25519 private key")
+        return cls(key)
+
+    def _private_pem(self) -> str:
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+
+    @property
+    def device_id(self) -> str:
+        return self._device_id
+
+    @property
+    def public_key(self) -> str:
+        """The raw public key, base64url without padding."""
+        return self._public_key
+
+    def sign(self, message: str) -> str:
+        """Sign `message` (UTF-8); the signature as base64url without padding."""
+        return _b64url(self._key.sign(message.encode("utf-8")))
+
+    def __repr__(self) -> str:
+        return f"DeviceIdentity(device_id={self._device_id[:12]}…)"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a DeviceIdentity cannot be pickled")
+
+
+class DeviceTokenStore:
+    """The device tokens gateways issued, filed per gateway, device and role (file mode 0600)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or ocnb_home() / "device-tokens.json"
+
+    def __repr__(self) -> str:
+        return f"DeviceTokenStore({str(self.path)!r})"
+
+    def get(self, url: str, device_id: str, role: str) -> Secret | None:
+        entry = self._read().get(self._key(url, device_id, role))
+        token = entry.get("token") if isinstance(entry, dict) else None
+        return _secret(token) if isinstance(token, str) else None
+
+    def put(
+        self, url: str, device_id: str, role: str, token: Secret, scopes: tuple[str, ...]
+    ) -> None:
+        entries = self._read()
+        key = self._key(url, device_id, role)
+        old = entries.get(key)
+        if isinstance(old, dict) and old.get("token") == token.reveal():
+            return  # same token: keep the (possibly wider) scopes it was issued with
+        entries[key] = {"token": token.reveal(), "scopes": list(scopes)}
+        _write_private(self.path, json.dumps(entries, indent=2, sort_keys=True))
+
+    def forget(self, url: str, device_id: str, role: str) -> None:
+        entries = self._read()
+        if entries.pop(self._key(url, device_id, role), None) is not None:
+            _write_private(self.path, json.dumps(entries, indent=2, sort_keys=True))
+
+    @staticmethod
+    def _key(url: str, device_id: str, role: str) -> str:
+        return f"{gateway_key(url)}|{device_id}|{role}"
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read device tokens from {self.path}: {exc}") from None
+        return data if isinstance(data, dict) else {}
