@@ -155,9 +155,14 @@ class DeviceIdentity:
             identity = cls.generate()
             _write_private(path, identity._private_pem())
             return identity
-        key = serialization.load_pem_private_key(pem, password=None)
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except ValueError:
+            key = None
         if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} does not hold an ed25519 private key")
+            raise ValueError(
+                f"{path} does not hold an ed25519 device key; move it away to start over"
+            )
         return cls(key)
 
     def _private_pem(self) -> str:

@@ -412,8 +412,8 @@ class GatewayClient:
             if delay is None:
                 delay = self.backoff.delay(attempt, self._rng)
                 attempt += 1
-            self._set_status("reconnecting")
-            log.info("%s: reconnecting in %.1f s", self.url, delay)
+            self._set_status("reconnecting" if self.stats.connects else "connecting")
+            log.info("%s: next attempt in %.1f s", self.url, delay)
             await asyncio.sleep(min(delay, self.backoff.maximum))
 
     async def _connection(self) -> None:
