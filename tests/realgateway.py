@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -13,12 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from fakemodel import provider_config
+
 from ocnb import Backoff, DeviceIdentity, DeviceTokenStore, GatewayClient
 
 NODE_WHEEL_VERSION = "24.19.0"
 V4_VERSION = "2026.9.6"
 V3_VERSION = "2026.5.7"
 PROTOCOL_OF = {V4_VERSION: 4, V3_VERSION: 3}
+# The fleet a configured test gateway runs: (agent id, name, emoji, model).
+AGENTS = (
+    ("alpha", "Alpha", "🦊", "fake/fast"),
+    ("bravo", "Bravo", "🐙", "fake/slow"),
+    ("charlie", "Charlie", "🦉", "fake/broken"),
+)
 
 
 def openclaw_cache() -> Path:
@@ -50,11 +59,12 @@ def free_port() -> int:
 class RealGateway:
     """One real gateway process on loopback, with its own HOME, port and token."""
 
-    def __init__(self, version: str, home: Path, *, dev: bool = True) -> None:
+    def __init__(self, version: str, home: Path, *, model_url: str | None = None) -> None:
+        """A `--dev` gateway, or with `model_url` one running `AGENTS` on the fake models."""
         self.version = version
         self.protocol = PROTOCOL_OF[version]
         self.home = home
-        self.dev = dev
+        self.model_url = model_url
         self.token = secrets.token_urlsafe(24)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -70,13 +80,44 @@ class RealGateway:
         env = {**os.environ, "HOME": str(self.home), "PATH": f"{node_bin}:{os.environ['PATH']}"}
         command = [str(executable), "gateway", "run", "--allow-unconfigured", "--port"]
         command += [str(self.port), "--bind", "loopback", "--auth", "token", "--token", self.token]
-        if self.dev:
-            command.append("--dev")
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.model_url is None:
+            command.append("--dev")
+        else:
+            self.write_config()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own installed binary
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+    def write_config(self) -> None:
+        """Write `openclaw.json`: the fake model provider and the `AGENTS` fleet."""
+        assert self.model_url is not None
+        entries = {
+            agent_id: {
+                "name": name,
+                "workspace": str(self.home / f"workspace-{agent_id}"),
+                "model": model,
+                "identity": {"name": name, "emoji": emoji},
+            }
+            for agent_id, name, emoji, model in AGENTS
+        }
+        defaults = {"skipBootstrap": True, "heartbeat": {"every": "0m"}}
+        if self.protocol >= 4:
+            agents: dict[str, object] = {"defaults": defaults, "entries": entries}
+        else:
+            listed = [
+                {"id": agent_id, "default": n == 0, **entry}
+                for n, (agent_id, entry) in enumerate(entries.items())
+            ]
+            agents = {"defaults": defaults, "list": listed}
+        config = {
+            "models": {"providers": {"fake": provider_config(self.model_url)}},
+            "agents": agents,
+        }
+        path = self.home / ".openclaw" / "openclaw.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Retry `connect` (through `startup-sidecars`) until a first `hello-ok`."""
