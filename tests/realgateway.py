@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fakemodel import provider_config
 
 from ocnb import Backoff, DeviceIdentity, DeviceTokenStore, GatewayClient

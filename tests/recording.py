@@ -136,9 +136,9 @@ class ShapeRecorder:
         with self._lock:
             self.events.append((event.event, event.payload))
         self.add(kind_of(event.event, event.payload), event.payload)
-        if event.event == "sessions.changed" and isinstance(event.payload, dict):
-            if isinstance(event.payload.get("session"), dict):
-                self.add("session-row", event.payload["session"])
+        row = event.payload.get("session") if isinstance(event.payload, dict) else None
+        if isinstance(row, dict):
+            self.add("session-row", row)
 
     def add_rpc(self, method: str, payload: Any) -> None:
         self.add(f"rpc/{method}", payload)
@@ -214,7 +214,7 @@ def record_scenario(
     observer.on_any(recorder.add_event)
     with observer, Driver(url, token) as driver:
         observer.wait_until_live(60)
-        for key, agent in ((f"agent:{fast}:rec", fast), (f"agent:{broken}:rec", broken)):
+        for key in (f"agent:{fast}:rec", f"agent:{broken}:rec"):
             recorder.wait_for(run_finished(driver.run(key)))
         slow_key = f"agent:{slow}:rec"
         slow_run = driver.run(slow_key)
