@@ -49,6 +49,8 @@ COMPARED_PREFIXES = (
     "rpc/usage.cost", "rpc/system-presence", "cron",
 )  # fmt: skip
 Shape = Any
+# Runtime diagnostics whose fields come and go with the machine's load from one run to the next.
+VOLATILE_KEYS = frozenset({"eventLoop"})
 
 
 def shape_of(value: Any) -> Shape:
@@ -96,7 +98,7 @@ def key_differences(real: Shape, demo: Shape, path: str = "") -> list[str]:
         return []
     differences = [f"missing {path}.{key}" for key in real if key not in demo]
     differences += [f"extra {path}.{key}" for key in demo if key not in real]
-    for key in real.keys() & demo.keys():
+    for key in real.keys() & demo.keys() - VOLATILE_KEYS:
         differences += key_differences(real[key], demo[key], f"{path}.{key}")
     return differences
 

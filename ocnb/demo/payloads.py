@@ -507,9 +507,7 @@ def _presence(entry: Presence, protocol: int) -> dict[str, Any]:
     return item
 
 
-def health(
-    world: World, protocol: int, *, rpc: bool = False, snapshot: bool = False
-) -> dict[str, Any]:
+def health(world: World, protocol: int, *, rpc: bool = False) -> dict[str, Any]:
     counts: dict[str, list[Session]] = {agent_id: [] for agent_id in world.agents}
     for session in world.sessions.values():
         counts.setdefault(session.agent_id, []).append(session)
@@ -542,8 +540,7 @@ def health(
             "hostUtilization": 0.2,
             "hostCpuCount": 8,
         }
-        if snapshot:
-            event_loop["cpuBreakdown"].update(workerCoreRatio=0.0, otherThreadsCoreRatio=0.01)
+
     payload: dict[str, Any] = {"ok": True, "ts": world.now, "durationMs": 4}
     if protocol < 4:
         payload["eventLoop"] = event_loop
@@ -602,7 +599,7 @@ def hello_ok(
     default_id = next(iter(world.agents), "main")
     snapshot: dict[str, Any] = {
         "presence": presence_entries(world, protocol),
-        "health": health(world, protocol, snapshot=True),
+        "health": health(world, protocol),
         "stateVersion": {"presence": world.presence_version, "health": world.health_version},
         "uptimeMs": world.now - world.started,
     }
