@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ocnb import GatewayClient
+from ocnb import DeviceIdentity, DeviceTokenStore, GatewayClient
 
 WRITE_SCOPES = ("operator.read", "operator.write", "operator.admin")
 
@@ -13,8 +13,21 @@ WRITE_SCOPES = ("operator.read", "operator.write", "operator.admin")
 class Driver:
     """A write-scoped client that starts runs, aborts them and manages sessions and agents."""
 
-    def __init__(self, url: str, token: str) -> None:
-        self.client = GatewayClient(url, token, scopes=WRITE_SCOPES, subscribe_sessions=False)
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        device: DeviceIdentity | None = None,
+        device_tokens: DeviceTokenStore | None = None,
+    ) -> None:
+        self.client = GatewayClient(
+            url,
+            token,
+            scopes=WRITE_SCOPES,
+            subscribe_sessions=False,
+            device=device or True,
+            device_tokens=device_tokens,
+        )
 
     def __enter__(self) -> Driver:
         self.client.start().wait_until_live(60)

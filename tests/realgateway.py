@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from driver import Driver
 from fakemodel import provider_config
 
 from ocnb import Backoff, DeviceIdentity, DeviceTokenStore, GatewayClient
@@ -68,6 +69,13 @@ class RealGateway:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "gateway.log"
+        self._driver_device = DeviceIdentity.generate()
+
+    def driver(self) -> Driver:
+        """A write-scoped connection; every driver of this gateway shares one device, since v3
+        pairs a new device silently only the first time one asks for write scopes."""
+        tokens = DeviceTokenStore(self.home / "driver-device-tokens.json")
+        return Driver(self.url, self.token, self._driver_device, tokens)
 
     @property
     def url(self) -> str:

@@ -49,8 +49,9 @@ COMPARED_PREFIXES = (
     "rpc/usage.cost", "rpc/system-presence", "cron",
 )  # fmt: skip
 Shape = Any
-# Runtime diagnostics whose fields come and go with the machine's load from one run to the next.
-VOLATILE_KEYS = frozenset({"eventLoop"})
+# Keys that come and go on a real gateway from one run to the next: runtime diagnostics that
+# follow the machine's load, and the update checker's findings.
+VOLATILE_KEYS = frozenset({"eventLoop", "updateSchedule", "updateAvailable"})
 
 
 def shape_of(value: Any) -> Shape:
@@ -96,8 +97,8 @@ def key_differences(real: Shape, demo: Shape, path: str = "") -> list[str]:
         return key_differences(real[0], demo[0], f"{path}[]") if real and demo else []
     if not (isinstance(real, dict) and isinstance(demo, dict)):
         return []
-    differences = [f"missing {path}.{key}" for key in real if key not in demo]
-    differences += [f"extra {path}.{key}" for key in demo if key not in real]
+    differences = [f"missing {path}.{key}" for key in real.keys() - demo.keys() - VOLATILE_KEYS]
+    differences += [f"extra {path}.{key}" for key in demo.keys() - real.keys() - VOLATILE_KEYS]
     for key in real.keys() & demo.keys() - VOLATILE_KEYS:
         differences += key_differences(real[key], demo[key], f"{path}.{key}")
     return differences
@@ -202,7 +203,12 @@ def run_finished(run_id: str) -> Any:
 
 
 def record_scenario(
-    url: str, token: str, agents: tuple[str, str, str], *, until: Iterable[str] = ()
+    url: str,
+    token: str,
+    agents: tuple[str, str, str],
+    driver: Driver,
+    *,
+    until: Iterable[str] = (),
 ) -> ShapeRecorder:
     """Drive a success, a failure and an abort, create and delete a session, and record it all.
 
@@ -214,7 +220,7 @@ def record_scenario(
     record_hello(url, token, recorder)
     observer = GatewayClient(url, token)
     observer.on_any(recorder.add_event)
-    with observer, Driver(url, token) as driver:
+    with observer, driver:
         observer.wait_until_live(60)
         for key in (f"agent:{fast}:rec", f"agent:{broken}:rec"):
             recorder.wait_for(run_finished(driver.run(key)))

@@ -97,10 +97,12 @@ def agents_list(world: World, protocol: int) -> dict[str, Any]:
 # --- sessions ----------------------------------------------------------------------------------
 
 
-def session_row(session: Session, world: World, protocol: int) -> dict[str, Any]:
-    """A session as `sessions.list` lists it (and as events carry it under `session`)."""
+def session_row(
+    session: Session, world: World, protocol: int, *, in_event: bool = False
+) -> dict[str, Any]:
+    """A session as `sessions.list` lists it, or as an event carries it under `session`."""
     if protocol < 4:
-        return _session_row_v3(session)
+        return _session_row_v3(session, partial=in_event)
     running = session.active_run_id is not None
     row: dict[str, Any] = {
         "key": session.key,
@@ -209,7 +211,8 @@ def _context_budget(session: Session) -> dict[str, Any]:
     }
 
 
-def _session_row_v3(session: Session) -> dict[str, Any]:
+def _session_row_v3(session: Session, *, partial: bool) -> dict[str, Any]:
+    """v3 rows; `partial` ones (in events) lack the input/output split, as v3's do."""
     row: dict[str, Any] = {
         "key": session.key,
         "kind": "direct",
@@ -224,12 +227,9 @@ def _session_row_v3(session: Session) -> dict[str, Any]:
         "thinkingDefault": "off",
     }
     if session.input_tokens is not None:
-        row.update(
-            inputTokens=session.input_tokens,
-            outputTokens=session.output_tokens,
-            totalTokens=session.total_tokens,
-            estimatedCostUsd=session.cost_usd,
-        )
+        if not partial:
+            row.update(inputTokens=session.input_tokens, outputTokens=session.output_tokens)
+        row.update(totalTokens=session.total_tokens, estimatedCostUsd=session.cost_usd)
     row["totalTokensFresh"] = session.input_tokens is not None
     if session.status is not None:
         row.update(status=session.status, startedAt=session.started_at)
@@ -331,7 +331,7 @@ def sessions_changed(
     payload.update(session_projection(session, world, protocol, phase=phase))
     if reason == "create":
         payload.pop("ancestorSessions", None)
-    payload["session"] = session_row(session, world, protocol)
+    payload["session"] = session_row(session, world, protocol, in_event=True)
     return payload
 
 
@@ -411,7 +411,7 @@ def session_message(
     if protocol >= 4 and role == "assistant":
         payload["runId"] = run.id
     payload.update(session_projection(session, world, protocol))
-    payload["session"] = session_row(session, world, protocol)
+    payload["session"] = session_row(session, world, protocol, in_event=True)
     return payload
 
 
