@@ -111,7 +111,7 @@ def ocnb_home(env: Mapping[str, str] = os.environ) -> Path:
     return Path(override) if override else platformdirs.user_config_path("ocnb")
 
 
-def _write_private(path: Path, data: str) -> None:
+def write_private_file(path: Path, data: str) -> None:
     """Write `data` to `path` atomically, readable by the owner only (0600)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -153,7 +153,7 @@ class DeviceIdentity:
             pem = path.read_bytes()
         except FileNotFoundError:
             identity = cls.generate()
-            _write_private(path, identity._private_pem())
+            write_private_file(path, identity._private_pem())
             return identity
         try:
             key = serialization.load_pem_private_key(pem, password=None)
@@ -215,12 +215,12 @@ class DeviceTokenStore:
         if isinstance(old, dict) and old.get("token") == token.reveal():
             return  # same token: keep the (possibly wider) scopes it was issued with
         entries[key] = {"token": token.reveal(), "scopes": list(scopes)}
-        _write_private(self.path, json.dumps(entries, indent=2, sort_keys=True))
+        write_private_file(self.path, json.dumps(entries, indent=2, sort_keys=True))
 
     def forget(self, url: str, device_id: str, role: str) -> None:
         entries = self._read()
         if entries.pop(self._key(url, device_id, role), None) is not None:
-            _write_private(self.path, json.dumps(entries, indent=2, sort_keys=True))
+            write_private_file(self.path, json.dumps(entries, indent=2, sort_keys=True))
 
     @staticmethod
     def _key(url: str, device_id: str, role: str) -> str:

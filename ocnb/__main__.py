@@ -1,0 +1,7 @@
+"""`python -m ocnb ...` is the `ocnb` command."""
+
+import sys
+
+from ocnb.cli import main
+
+sys.exit(main())
