@@ -93,7 +93,7 @@ class RealGateway:
         else:
             self.write_config()
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own installed binary
+            self.process = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
 
