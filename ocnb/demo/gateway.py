@@ -8,103 +8,48 @@ so clients can be tested against drops, silence, seq gaps, garbage and restarts.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ocnb import protocol
 from ocnb.demo import payloads
-from ocnb.demo.world import Happening, Run, Session, World
+from ocnb.demo.admission import Admission
+from ocnb.demo.events import frames_for
+from ocnb.demo.methods import Methods
+from ocnb.demo.refusals import Refusal
+from ocnb.demo.world import Happening, Run, World
 from ocnb.protocol import CloseCode
 from ocnb.secret import Secret
 
 log = logging.getLogger(__name__)
 
-CLIENT_IDS = frozenset(
-    {
-        "cli",
-        "gateway-client",
-        "openclaw-control-ui",
-        "webchat",
-        "openclaw-tui",
-        "test",
-        "probe",
-        "openclaw-linux",
-        "openclaw-macos",
-        "openclaw-ios",
-        "openclaw-android",
-    }
-)
-CLIENT_MODES = frozenset({"cli", "backend", "ui", "webchat", "node", "probe", "test"})
-CONNECT_KEYS = frozenset(
-    {
-        "minProtocol",
-        "maxProtocol",
-        "client",
-        "role",
-        "scopes",
-        "caps",
-        "commands",
-        "permissions",
-        "auth",
-        "locale",
-        "userAgent",
-        "device",
-        "pathEnv",
-    }
-)
 MAX_PREAUTH_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 26_214_400
 SUBSCRIBER_EVENTS = frozenset({"sessions.changed", "session.message"})
-READ, WRITE, ADMIN = "operator.read", "operator.write", "operator.admin"
 EVENTS = [
-    "tick",
-    "health",
-    "presence",
-    "agent",
-    "chat",
-    "heartbeat",
-    "cron",
-    "shutdown",
-    "sessions.changed",
-    "session.message",
-]
-
-
-class Refusal(Exception):
-    """Answer a request with `ok: false` and this error object."""
-
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.error: dict[str, Any] = {"code": code, "message": message}
-        if details:
-            self.error["details"] = details
-
-
-def _invalid_params(method: str, problem: str) -> Refusal:
-    return Refusal("INVALID_REQUEST", f"invalid {method} params: {problem}")
+    "tick", "health", "presence", "agent", "chat", "heartbeat", "cron", "shutdown",
+    "sessions.changed", "session.message",
+]  # fmt: skip
 
 
 @dataclass(eq=False)
 class _Peer:
+    """One client connection: its scopes, subscription and per-connection event seq."""
+
     ws: ServerConnection
     scopes: frozenset[str] = frozenset()
     subscribed: bool = False
     seq: int = 0
     live: bool = False
-    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class DemoGateway:
@@ -155,7 +100,8 @@ class DemoGateway:
         self.internal_errors = 0
         self.connections_accepted = 0
         self._peers: set[_Peer] = set()
-        self._device_tokens: dict[str, str] = {}
+        self.admission = Admission(protocol, self._token)
+        self.methods = Methods(self.world, protocol)
         self._refuse_starting = 0
         self._silent_until = 0.0
         self._skip_seq = 0
@@ -228,7 +174,7 @@ class DemoGateway:
 
     async def _open(self) -> None:
         self._server = await serve(
-            self._serve_peer, "127.0.0.1", self.port, compression=None, max_size=26_214_400
+            self._serve_peer, "127.0.0.1", self.port, compression=None, max_size=MAX_FRAME_BYTES
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._spawn(self._simulate())
@@ -266,7 +212,7 @@ class DemoGateway:
         self._call(drop)
 
     def go_silent(self, seconds: float) -> None:
-        """Send nothing at all (no events, ticks or answers) for `seconds`."""
+        """Stall: hold back every frame (events, ticks, answers) for `seconds`."""
         self._silent_until = time.monotonic() + seconds
 
     def skip_seq(self, count: int = 1) -> None:
@@ -307,7 +253,7 @@ class DemoGateway:
             await self._server.wait_closed()
             await asyncio.sleep(downtime)
             self._server = await serve(
-                self._serve_peer, "127.0.0.1", self.port, compression=None, max_size=26_214_400
+                self._serve_peer, "127.0.0.1", self.port, compression=None, max_size=MAX_FRAME_BYTES
             )
 
         self._call(restart)
@@ -360,7 +306,7 @@ class DemoGateway:
 
     async def _publish(self, happenings: list[Happening]) -> None:
         for happening in happenings:
-            for event, payload in self._frames_for(happening):
+            for event, payload in frames_for(happening, self.world, self.protocol):
                 if event == "presence":
                     version = {
                         "presence": self.world.presence_version,
@@ -371,202 +317,6 @@ class DemoGateway:
                     await self._broadcast_health()
                 else:
                     await self._broadcast(event, payload)
-
-    def _frames_for(self, happening: Happening) -> list[tuple[str, Any]]:
-        """The events a real gateway of this protocol sends for one happening."""
-        world, v = self.world, self.protocol
-        kind, data = happening.kind, happening.data
-        if kind.startswith("run."):
-            return self._run_frames(kind, data["run"])
-        if kind == "session.created":
-            return [
-                (
-                    "sessions.changed",
-                    payloads.sessions_changed(data["session"], world, v, reason="create"),
-                )
-            ]
-        if kind == "session.deleted":
-            return [("sessions.changed", payloads.session_deleted(data["session"], world, v))]
-        if kind == "config.changed":
-            frames: list[tuple[str, Any]] = [("health", None)]
-            if v >= 4:
-                path = f"agents.entries.{data['agent'].id}"
-                frames.insert(
-                    0,
-                    ("config.changed", {"path": path, "hash": world.config_hash, "ts": world.now}),
-                )
-            return frames
-        if kind == "presence":
-            return [("presence", {"presence": payloads.presence_entries(world, v)})]
-        if kind == "heartbeat":
-            agent = data["agent"]
-            return [
-                (
-                    "heartbeat",
-                    {
-                        "ts": world.now,
-                        "agentId": agent.id,
-                        "status": "ok-empty",
-                        "reason": "interval",
-                        "preview": "",
-                        "durationMs": data["ms"],
-                        "sessionKey": f"agent:{agent.id}:main",
-                    },
-                )
-            ]
-        if kind == "cron":
-            return [("cron", _cron_event(data["agent"].id, data["job_id"], world.now))]
-        return []
-
-    def _run_frames(self, kind: str, run: Run) -> list[tuple[str, Any]]:
-        world, v, session = self.world, self.protocol, run.session
-        out: list[tuple[str, Any]] = []
-
-        def agent(stream: str, data: dict[str, Any], **extra: Any) -> None:
-            out.append(("agent", payloads.agent_event(run, world, v, stream, data, **extra)))
-
-        def changed(**how: Any) -> None:
-            out.append(
-                ("sessions.changed", payloads.sessions_changed(session, world, v, run=run, **how))
-            )
-
-        if kind == "run.started":
-            if v >= 4:
-                agent("run_status", {"phase": "preparing_workspace"})
-                out.append(
-                    ("chat", payloads.chat_event(run, v, "status", phase="preparing_workspace"))
-                )
-                out.append(("task", _task_event(run, "created", "running")))
-            out.append(
-                (
-                    "session.message",
-                    payloads.session_message(session, world, v, run=run, role="user"),
-                )
-            )
-            agent("lifecycle", {"phase": "start", "startedAt": run.started_at})
-            if v >= 4:
-                changed(reason="agent.run.started")
-            changed(phase="start")
-        elif kind == "run.model":
-            if v >= 4:
-                agent(
-                    "lifecycle",
-                    {"phase": "model", "provider": run.agent.provider, "model": run.agent.model},
-                    lane="main",
-                )
-                changed(phase="model")
-            else:
-                changed(phase="message")
-        elif kind == "run.delta":
-            data: dict[str, Any] = {"text": run.text, "delta": run.last_delta}
-            if v >= 4:
-                data["itemId"] = f"{run.id}:1"
-            agent("assistant", data)
-            chat: dict[str, Any] = {"message": payloads.assistant_message(run.text, world.now)}
-            if v >= 4:
-                chat = {"deltaText": run.last_delta, **chat}
-            out.append(("chat", payloads.chat_event(run, v, "delta", **chat)))
-        elif kind in ("run.end", "run.abort"):
-            aborted = kind == "run.abort"
-            stop = "aborted" if aborted else "stop"
-            if v >= 4 and not aborted:
-                agent("usage", {"outputTokens": run.output_tokens})
-            end: dict[str, Any] = {
-                "phase": "end",
-                "startedAt": run.started_at,
-                "endedAt": world.now,
-            }
-            end.update(stopReason=stop, aborted=aborted, livenessState="working", status="done")
-            if v >= 4:
-                end.update(
-                    replayInvalid=False,
-                    executionSettled=True,
-                    terminalReply={"disposition": "visible", "text": run.text},
-                    terminalReceipt=_terminal_receipt(run),
-                )
-            agent("lifecycle", end)
-            if aborted:
-                out.append(("chat", payloads.chat_event(run, v, "aborted", stopReason="aborted")))
-            else:
-                final: dict[str, Any] = {"message": payloads.assistant_message(run.text, world.now)}
-                if v >= 4:
-                    final = {"stopReason": "stop", **final}
-                out.append(("chat", payloads.chat_event(run, v, "final", **final)))
-            out.append(
-                (
-                    "session.message",
-                    payloads.session_message(session, world, v, run=run, role="assistant"),
-                )
-            )
-            changed(phase="end")
-            if v >= 4:
-                changed(reason="agent.input.settled")
-                out.append(
-                    ("task", _task_event(run, "updated", "cancelled" if aborted else "succeeded"))
-                )
-        elif kind == "run.error":
-            failure = payloads.error_observation(run)
-            if v >= 4:
-                agent(
-                    "lifecycle",
-                    {
-                        "phase": "finishing",
-                        "error": run.error,
-                        "errorObservation": failure,
-                        "aborted": False,
-                        "livenessState": "blocked",
-                        "endedAt": world.now,
-                        "stopReason": "error",
-                    },
-                )
-                agent(
-                    "lifecycle",
-                    {
-                        "phase": "fallback_step",
-                        "fallbackStepType": "fallback_step",
-                        "fallbackStepFromModel": run.agent.model_ref,
-                        "fallbackStepFromFailureReason": "auth",
-                        "fallbackStepFromFailureDetail": run.error,
-                        "fallbackStepChainPosition": 1,
-                        "fallbackStepFinalOutcome": "chain_exhausted",
-                    },
-                )
-                agent(
-                    "lifecycle",
-                    {
-                        "phase": "error",
-                        "error": run.error,
-                        "errorObservation": failure,
-                        "aborted": False,
-                        "livenessState": "blocked",
-                        "startedAt": run.started_at,
-                        "endedAt": world.now,
-                        "stopReason": "error",
-                        "executionSettled": True,
-                    },
-                )
-            else:
-                agent(
-                    "lifecycle",
-                    {
-                        "phase": "error",
-                        "error": run.error,
-                        "livenessState": "blocked",
-                        "endedAt": world.now,
-                    },
-                )
-            out.append(
-                (
-                    "chat",
-                    payloads.chat_event(
-                        run, v, "error", errorMessage=run.error, errorDetail=failure
-                    ),
-                )
-            )
-            if v >= 4:
-                changed(phase="error")
-                out.append(("task", _task_event(run, "updated", "failed")))
-        return out
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -592,8 +342,9 @@ class DemoGateway:
         self.events_sent += 1
 
     async def _send(self, peer: _Peer, frame: dict[str, Any]) -> None:
-        if time.monotonic() < self._silent_until:
-            return
+        stalled_for = self._silent_until - time.monotonic()
+        if stalled_for > 0:  # a stalled gateway: frames wait, nothing goes out meanwhile
+            await asyncio.sleep(stalled_for)
         with contextlib.suppress(ConnectionClosed):
             await peer.ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
 
@@ -652,7 +403,7 @@ class DemoGateway:
         try:
             if request.get("method") != "connect":
                 raise Refusal("INVALID_REQUEST", "invalid handshake: first request must be connect")
-            hello = self._connect(peer, request.get("params"), nonce, ts)
+            hello = self._admit(peer, request.get("params"), nonce, ts)
         except Refusal as refusal:
             await ws.send(
                 json.dumps({"type": "res", "id": request_id, "ok": False, "error": refusal.error})
@@ -670,179 +421,26 @@ class DemoGateway:
         await ws.send(json.dumps({"type": "res", "id": request_id, "ok": True, "payload": hello}))
         return True
 
-    def _connect(self, peer: _Peer, params: Any, nonce: str, ts: int) -> dict[str, Any]:
-        """Check `connect` params as a real gateway does; return the hello-ok payload."""
-        if not isinstance(params, dict):
-            raise _invalid_params("connect", "at root: must be object")
-        for key in params:
-            if key not in CONNECT_KEYS:
-                raise _invalid_params("connect", f"at root: unexpected property '{key}'")
+    def _admit(self, peer: _Peer, params: Any, nonce: str, ts: int) -> dict[str, Any]:
+        """Run the `connect` checks; return the `hello-ok` payload for this connection."""
         if self._refuse_starting > 0:
             self._refuse_starting -= 1
             refusal = Refusal("UNAVAILABLE", "gateway starting", {"reason": "startup-sidecars"})
             refusal.error.update(retryable=True, retryAfterMs=500)
             raise refusal
-        low, high = params.get("minProtocol"), params.get("maxProtocol")
-        if not (isinstance(low, int) and isinstance(high, int) and low <= self.protocol <= high):
-            raise Refusal(
-                "INVALID_REQUEST",
-                "protocol mismatch",
-                {
-                    "code": "PROTOCOL_MISMATCH",
-                    "clientMinProtocol": low,
-                    "clientMaxProtocol": high,
-                    "expectedProtocol": self.protocol,
-                    "minimumProbeProtocol": 3,
-                },
-            )
-        client: dict[str, Any] = _object(params.get("client"))
-        if client.get("id") not in CLIENT_IDS:
-            raise _invalid_params(
-                "connect", "at /client/id: must be equal to one of the allowed values"
-            )
-        if client.get("mode") not in CLIENT_MODES:
-            raise _invalid_params(
-                "connect", "at /client/mode: must be equal to one of the allowed values"
-            )
-        device = params.get("device")
-        auth: dict[str, Any] = _object(params.get("auth"))
-        device_id = self._check_device(params, device, auth, nonce, ts) if device else None
-        self._check_token(auth, device_id)
-        requested = params.get("scopes")
-        requested = requested if isinstance(requested, list) else []
-        trusted = (client["id"], client["mode"]) == ("gateway-client", "backend") or (
-            self.protocol >= 4 and (client["id"], client["mode"]) == ("cli", "cli")
-        )
-        granted = [s for s in requested if isinstance(s, str)] if device_id or trusted else []
-        peer.scopes = frozenset(granted)
-        device_token = None
-        if device_id is not None:
-            device_token = self._device_tokens.setdefault(device_id, secrets.token_urlsafe(24))
+        admitted = self.admission.admit(params, nonce, ts)
+        peer.scopes = frozenset(admitted.scopes)
         return payloads.hello_ok(
             self.world,
             self.protocol,
             conn_id=self.world.new_id(),
-            scopes=granted,
-            methods=sorted(self._methods()),
+            scopes=list(admitted.scopes),
+            methods=sorted(self.methods.table),
             events=EVENTS,
             tick_interval_ms=int(self.tick_interval * 1000),
-            device_token=device_token,
+            device_token=admitted.device_token,
             boot_id=self.boot_id,
         )
-
-    def _check_token(self, auth: dict[str, Any], device_id: str | None) -> None:
-        token, device_token = auth.get("token"), auth.get("deviceToken")
-        if token is None and device_token is not None and device_id is not None:
-            if self._device_tokens.get(device_id) == device_token:
-                return
-            raise Refusal(
-                "INVALID_REQUEST",
-                "unauthorized: device token mismatch",
-                {"code": "AUTH_DEVICE_TOKEN_MISMATCH"},
-            )
-        if token is None:
-            if device_id is None:
-                raise Refusal(
-                    "NOT_PAIRED", "device identity required", {"code": "DEVICE_IDENTITY_REQUIRED"}
-                )
-            raise Refusal(
-                "INVALID_REQUEST",
-                "unauthorized: gateway token missing",
-                {"code": "AUTH_TOKEN_MISSING", "recommendedNextStep": "update_auth_configuration"},
-            )
-        if not secrets.compare_digest(str(token), self.token):
-            raise Refusal(
-                "INVALID_REQUEST",
-                "unauthorized: gateway token mismatch "
-                "(use this gateway's gateway.auth.token or pair the device)",
-                {
-                    "code": "AUTH_TOKEN_MISMATCH",
-                    "authReason": "token_mismatch",
-                    "canRetryWithDeviceToken": False,
-                    "recommendedNextStep": "update_auth_credentials",
-                },
-            )
-
-    def _check_device(
-        self, params: dict[str, Any], device: Any, auth: dict[str, Any], nonce: str, ts: int
-    ) -> str:
-        """Verify the device block's ed25519 signature over the v3 payload; return its id."""
-        try:
-            public = _unb64url(device["publicKey"])
-            device_id = hashlib.sha256(public).hexdigest()
-            if device.get("id") != device_id:
-                raise Refusal(
-                    "INVALID_REQUEST",
-                    "device identity mismatch",
-                    {"code": "DEVICE_AUTH_DEVICE_ID_MISMATCH"},
-                )
-            if device.get("nonce") != nonce:
-                raise Refusal(
-                    "INVALID_REQUEST",
-                    "device nonce mismatch",
-                    {"code": "DEVICE_AUTH_NONCE_MISMATCH"},
-                )
-            if abs(int(device.get("signedAt", 0)) - ts) > 120_000:
-                raise Refusal(
-                    "INVALID_REQUEST",
-                    "device signature expired",
-                    {"code": "DEVICE_AUTH_SIGNATURE_EXPIRED"},
-                )
-            client = params["client"]
-            message = protocol.device_auth_payload(
-                device_id=device_id,
-                client_id=client["id"],
-                client_mode=client["mode"],
-                role=params.get("role", ""),
-                scopes=params.get("scopes", []),
-                signed_at=device["signedAt"],
-                token=auth.get("token") or auth.get("deviceToken") or "",
-                nonce=nonce,
-                platform=client.get("platform", ""),
-                device_family=client.get("deviceFamily", ""),
-            )
-            Ed25519PublicKey.from_public_bytes(public).verify(
-                _unb64url(device["signature"]), message.encode()
-            )
-        except Refusal:
-            raise
-        except (InvalidSignature, KeyError, ValueError, TypeError) as exc:
-            raise Refusal(
-                "INVALID_REQUEST",
-                "device signature invalid",
-                {"code": "DEVICE_AUTH_SIGNATURE_INVALID"},
-            ) from exc
-        return device_id
-
-    # --- RPCs ----------------------------------------------------------------------------------
-
-    def _methods(self) -> dict[str, tuple[str, Callable[[_Peer, dict[str, Any]], Any]]]:
-        return {
-            "agents.list": (READ, self._agents_list),
-            "sessions.list": (READ, self._sessions_list),
-            "sessions.subscribe": (READ, self._subscribe),
-            "sessions.unsubscribe": (READ, self._unsubscribe),
-            "sessions.describe": (READ, self._describe),
-            "sessions.usage": (READ, self._sessions_usage),
-            "health": (READ, lambda peer, p: payloads.health(self.world, self.protocol, rpc=True)),
-            "status": (
-                READ,
-                lambda peer, p: payloads.status(self.world, self.protocol, self._version),
-            ),
-            "system-presence": (
-                READ,
-                lambda peer, p: payloads.presence_entries(self.world, self.protocol),
-            ),
-            "usage.cost": (READ, self._usage_cost),
-            "chat.send": (WRITE, self._chat_send),
-            "chat.abort": (WRITE, self._chat_abort),
-            "sessions.create": (WRITE, self._sessions_create),
-            "sessions.delete": (WRITE, self._sessions_delete),
-        }
-
-    @property
-    def _version(self) -> str:
-        return "2026.9.6" if self.protocol >= 4 else "2026.5.7"
 
     async def _answer(self, peer: _Peer, message: str | bytes) -> None:
         try:
@@ -853,8 +451,10 @@ class DemoGateway:
             return
         params = request.get("params") if isinstance(request.get("params"), dict) else {}
         frame: dict[str, Any] = {"type": "res", "id": request_id}
+        happenings: list[Happening] = []
         try:
-            frame.update(ok=True, payload=await self._dispatch(peer, method, params))
+            payload, happenings = self.methods.call(peer, method, params)
+            frame.update(ok=True, payload=payload)
         except Refusal as refusal:
             frame.update(ok=False, error=refusal.error)
         except Exception:
@@ -862,203 +462,4 @@ class DemoGateway:
             log.exception("demo gateway: %s failed", method)
             frame.update(ok=False, error={"code": "INTERNAL", "message": "internal error"})
         await self._send(peer, frame)
-
-    async def _dispatch(self, peer: _Peer, method: Any, params: dict[str, Any]) -> Any:
-        entry = self._methods().get(method) if isinstance(method, str) else None
-        if entry is None:
-            if ADMIN not in peer.scopes:
-                raise _missing_scope(ADMIN, self.protocol)
-            raise Refusal("INVALID_REQUEST", f"unknown method: {method}")
-        scope, handler = entry
-        satisfied = {READ: {READ, WRITE, ADMIN}, WRITE: {WRITE, ADMIN}}[scope]
-        if not peer.scopes & satisfied:
-            raise _missing_scope(scope, self.protocol)
-        result = handler(peer, params)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return result
-
-    def _agents_list(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        _closed("agents.list", params, ())
-        return payloads.agents_list(self.world, self.protocol)
-
-    def _sessions_list(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        allowed: tuple[str, ...] = ("limit", "agentId", "activeOnly", "search", "archived")
-        if self.protocol >= 4:
-            allowed += ("offset",)
-        _closed("sessions.list", params, allowed)
-        limit = _integer("sessions.list", params, "limit", minimum=1, default=100)
-        offset = _integer("sessions.list", params, "offset", minimum=0, default=0)
-        sessions = sorted(self.world.sessions.values(), key=lambda s: (-s.updated_at, s.key))
-        agent_id = params.get("agentId")
-        if agent_id is not None:
-            sessions = [s for s in sessions if s.agent_id == agent_id]
-        if params.get("activeOnly"):
-            sessions = [s for s in sessions if s.active_run_id is not None]
-        search = params.get("search")
-        if isinstance(search, str) and search:
-            sessions = [s for s in sessions if search.lower() in s.key.lower()]
-        page = sessions[offset : offset + limit]
-        rows = [payloads.session_row(s, self.world, self.protocol) for s in page]
-        return payloads.sessions_list(
-            self.world, self.protocol, rows, total=len(sessions), offset=offset, limit=limit
-        )
-
-    def _subscribe(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        peer.subscribed = True
-        if params and self.protocol >= 4:
-            return {"subscribed": True, "list": self._sessions_list(peer, params)}
-        return {"subscribed": True}
-
-    def _unsubscribe(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        peer.subscribed = False
-        return {"subscribed": False}
-
-    def _describe(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        _closed("sessions.describe", params, ("key",))
-        session = self.world.sessions.get(params.get("key", ""))
-        row = payloads.session_row(session, self.world, self.protocol) if session else None
-        return {"session": row}
-
-    def _sessions_usage(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        allowed: tuple[str, ...] = ("agentId", "startDate", "endDate", "limit")
-        if self.protocol >= 4:
-            allowed += ("agentScope",)
-        _closed("sessions.usage", params, allowed)
-        return payloads.sessions_usage(self.world, self.protocol)
-
-    def _usage_cost(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        _closed("usage.cost", params, ("agentScope", "days", "agentId"))
-        return payloads.usage_cost(
-            self.world, _integer("usage.cost", params, "days", minimum=1, default=30)
-        )
-
-    async def _chat_send(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        _closed("chat.send", params, ("sessionKey", "message", "idempotencyKey", "attachments"))
-        key = params.get("sessionKey")
-        if not isinstance(key, str) or not key.startswith("agent:"):
-            raise _invalid_params("chat.send", "at /sessionKey: must be a session key")
-        agent_id = key.split(":")[1]
-        if agent_id not in self.world.agents:
-            raise Refusal("INVALID_REQUEST", f"unknown agent: {agent_id}")
-        session = self.world.sessions.get(key) or self._create_session(agent_id, key, None)
-        happenings = self.world.start_run(session)
-        if not happenings:
-            raise Refusal("UNAVAILABLE", "session busy", {"reason": "session-busy"})
         await self._publish(happenings)
-        return {"runId": happenings[0].data["run"].id, "status": "started"}
-
-    async def _chat_abort(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        _closed("chat.abort", params, ("sessionKey", "runId"))
-        happenings = self.world.abort(str(params.get("runId")))
-        await self._publish(happenings)
-        return {"ok": True, "aborted": bool(happenings)}
-
-    async def _sessions_create(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        _closed("sessions.create", params, ("agentId", "key", "label"))
-        agent_id, key = params.get("agentId"), params.get("key")
-        if agent_id not in self.world.agents or not isinstance(key, str):
-            raise _invalid_params("sessions.create", "at /agentId: unknown agent")
-        session = self._create_session(agent_id, key, params.get("label"))
-        await self._publish([Happening("session.created", {"session": session})])
-        return {"ok": True, "key": session.key, "sessionId": session.session_id}
-
-    async def _sessions_delete(self, peer: _Peer, params: dict[str, Any]) -> Any:
-        _closed("sessions.delete", params, ("key",))
-        session = self.world.sessions.pop(str(params.get("key")), None)
-        if session is not None:
-            await self._publish([Happening("session.deleted", {"session": session})])
-        return {"ok": True, "deleted": session is not None}
-
-    def _create_session(self, agent_id: str, key: str, label: Any) -> Session:
-        return self.world.add_session(agent_id, key, label if isinstance(label, str) else None)
-
-
-def _missing_scope(scope: str, protocol: int) -> Refusal:
-    if protocol < 4:
-        return Refusal("INVALID_REQUEST", f"missing scope: {scope}")
-    return Refusal(
-        "FORBIDDEN",
-        f"missing scope: {scope}",
-        {"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope]},
-    )
-
-
-def _closed(method: str, params: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in params:
-        if key not in allowed:
-            raise _invalid_params(method, f"at root: unexpected property '{key}'")
-
-
-def _integer(method: str, params: dict[str, Any], key: str, *, minimum: int, default: int) -> int:
-    value = params.get(key, default)
-    if type(value) is not int:
-        raise _invalid_params(method, f"at /{key}: must be integer")
-    if value < minimum:
-        raise _invalid_params(method, f"at /{key}: must be >= {minimum}")
-    return value
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _terminal_receipt(run: Run) -> dict[str, Any]:
-    requested = {"provider": run.agent.provider, "model": run.agent.model}
-    return {
-        "runId": run.id,
-        "sessionId": run.session.session_id,
-        "turnId": run.id,
-        "requested": requested,
-        "effective": {**requested, "responseModel": run.agent.model},
-        "rerouted": False,
-        "terminalDisposition": "visible",
-        "successfulToolNames": [],
-    }
-
-
-def _task_event(run: Run, action: str, status: str) -> dict[str, Any]:
-    return {
-        "action": action,
-        "task": {
-            "id": f"task-{run.id[:8]}",
-            "status": status,
-            "agentId": run.agent.id,
-            "sessionKey": run.session.key,
-            "runId": run.id,
-            "runtime": "cli",
-        },
-    }
-
-
-def _cron_event(agent_id: str, job_id: str, now: int) -> dict[str, Any]:
-    return {
-        "jobId": job_id,
-        "action": "updated",
-        "nextRunAtMs": now + 3_600_000,
-        "job": {
-            "id": job_id,
-            "declarationKey": f"report:{agent_id}",
-            "displayName": f"Hourly report ({agent_id})",
-            "agentId": agent_id,
-            "name": f"report-{agent_id}",
-            "enabled": True,
-            "createdAtMs": now - 86_400_000,
-            "updatedAtMs": now,
-            "schedule": {"kind": "every", "everyMs": 3_600_000, "anchorMs": 0},
-            "sessionTarget": "main",
-            "wakeMode": "now",
-            "delivery": {"mode": "none"},
-            "payload": {
-                "kind": "agentTurn",
-                "message": "Post the hourly report.",
-                "toolsAllow": ["read"],
-            },
-            "scheduledToolPolicy": {"mode": "allowlist", "version": 1},
-            "state": {"nextRunAtMs": now + 3_600_000},
-        },
-    }
