@@ -59,3 +59,15 @@ class Driver:
 
     def delete_session(self, key: str) -> Any:
         return self.call("sessions.delete", {"key": key})
+
+    def create_agent(self, name: str, model: str | None = None) -> str:
+        """`agents.create` (v4, admin); returns the new agent's id."""
+        params = {"name": name} if model is None else {"name": name, "model": model}
+        agent_id: str = self.call("agents.create", params)["agentId"]
+        return agent_id
+
+    def update_agent(self, agent_id: str, **fields: Any) -> Any:
+        return self.call("agents.update", {"agentId": agent_id, **fields})
+
+    def delete_agent(self, agent_id: str) -> Any:
+        return self.call("agents.delete", {"agentId": agent_id})

@@ -35,6 +35,10 @@ class Target:
         """Stop the gateway (SIGTERM or its demo equivalent) and start it again."""
         raise NotImplementedError
 
+    def driver(self) -> Driver:
+        """A write- and admin-scoped connection that makes activity."""
+        return Driver(self.url, self.token)
+
     def client(self, **options: Any) -> GatewayClient:
         options.setdefault("token", self.token)
         return GatewayClient(self.url, **options)
@@ -75,7 +79,7 @@ class RealTarget(Target):
         return [agent_id for agent_id, *_ in AGENTS]
 
     def ensure_sessions(self, count: int) -> None:
-        with self.gateway.driver() as driver:
+        with self.driver() as driver:
             existing = _count_sessions(driver)
             for n in range(existing, count):
                 agent_id = AGENTS[n % len(AGENTS)][0]
@@ -84,8 +88,11 @@ class RealTarget(Target):
     def start_successful_run(self) -> tuple[str, str]:
         self._runs += 1
         key = f"agent:{AGENTS[0][0]}:contract-{self._runs}"
-        with self.gateway.driver() as driver:
+        with self.driver() as driver:
             return key, driver.run(key)
+
+    def driver(self) -> Driver:
+        return self.gateway.driver()
 
     def restart(self) -> None:
         self.gateway.stop()

@@ -133,3 +133,24 @@ def test_the_client_reconnects_after_a_gateway_restart(target: Target) -> None:
         target.restart()
         wait_for(lambda: client.stats.reconnects >= 1 and client.status == "live", 120)
         assert client.call("agents.list")["agents"]
+
+
+def test_roster_changes_announce_config_changed_on_v4(target: Target) -> None:
+    if target.protocol < 4:
+        pytest.skip("v3 announces no config change; clients watch health instead")
+    changes: list[Any] = []
+    client = target.client()
+    client.on("config.changed", lambda event: changes.append(event.payload))
+    with client, target.driver() as driver:
+        client.wait_until_live(60)
+
+        def roster() -> list[str]:
+            return [agent["id"] for agent in client.call("agents.list")["agents"]]
+
+        agent_id = driver.create_agent("Zulu Probe")
+        wait_for(lambda: len(changes) >= 1 and agent_id in roster(), 30)
+        driver.update_agent(agent_id, name="Zulu Renamed")
+        wait_for(lambda: len(changes) >= 2, 30)
+        driver.delete_agent(agent_id)
+        wait_for(lambda: len(changes) >= 3 and agent_id not in roster(), 30)
+        assert all({"path", "hash", "ts"} <= set(change) for change in changes)

@@ -25,7 +25,7 @@ def frames_for(happening: Happening, world: World, v: int) -> list[tuple[str, An
     if kind == "config.changed":
         frames: list[tuple[str, Any]] = [("health", None)]
         if v >= 4:
-            path = f"agents.entries.{data['agent'].id}"
+            path = "~/.openclaw/openclaw.json"
             frames.insert(
                 0,
                 ("config.changed", {"path": path, "hash": world.config_hash, "ts": world.now}),

@@ -14,7 +14,7 @@ from ocnb.demo.refusals import Refusal, closed, integer, invalid_params, missing
 from ocnb.demo.world import Happening, World
 
 READ, WRITE, ADMIN = "operator.read", "operator.write", "operator.admin"
-SATISFIES = {READ: {READ, WRITE, ADMIN}, WRITE: {WRITE, ADMIN}}
+SATISFIES = {READ: {READ, WRITE, ADMIN}, WRITE: {WRITE, ADMIN}, ADMIN: {ADMIN}}
 Result = tuple[Any, list[Happening]]
 
 
@@ -47,6 +47,9 @@ class Methods:
             "chat.abort": (WRITE, self.chat_abort),
             "sessions.create": (WRITE, self.sessions_create),
             "sessions.delete": (WRITE, self.sessions_delete),
+            "agents.create": (ADMIN, self.agents_create),
+            "agents.update": (ADMIN, self.agents_update),
+            "agents.delete": (ADMIN, self.agents_delete),
         }
 
     def call(self, caller: Caller, method: Any, params: dict[str, Any]) -> Result:
@@ -163,3 +166,38 @@ class Methods:
         session = self.world.sessions.pop(str(params.get("key")), None)
         happenings = [Happening("session.deleted", {"session": session})] if session else []
         return {"ok": True, "deleted": session is not None}, happenings
+
+    def agents_create(self, caller: Caller, params: dict[str, Any]) -> Result:
+        closed("agents.create", params, ("name", "workspace", "model", "emoji"))
+        name = params.get("name")
+        if not isinstance(name, str) or not name:
+            raise invalid_params("agents.create", "must have required property 'name'")
+        model = params.get("model")
+        happenings = self.world.add_agent(name, model if isinstance(model, str) else None)
+        agent = happenings[0].data["agent"]
+        answer = {"ok": True, "agentId": agent.id, "name": agent.name, "workspace": agent.workspace}
+        return answer, happenings
+
+    def agents_update(self, caller: Caller, params: dict[str, Any]) -> Result:
+        closed("agents.update", params, ("agentId", "name", "workspace", "model", "emoji"))
+        agent_id = self._known_agent("agents.update", params)
+        name, model = params.get("name"), params.get("model")
+        happenings = self.world.update_agent(
+            agent_id,
+            name=name if isinstance(name, str) else None,
+            model=model if isinstance(model, str) else None,
+        )
+        return {"ok": True, "agentId": agent_id}, happenings
+
+    def agents_delete(self, caller: Caller, params: dict[str, Any]) -> Result:
+        closed("agents.delete", params, ("agentId", "deleteFiles"))
+        agent_id = self._known_agent("agents.delete", params)
+        return {"ok": True, "agentId": agent_id}, self.world.remove_agent(agent_id)
+
+    def _known_agent(self, method: str, params: dict[str, Any]) -> str:
+        agent_id = params.get("agentId")
+        if not isinstance(agent_id, str):
+            raise invalid_params(method, "must have required property 'agentId'")
+        if agent_id not in self.world.agents:
+            raise Refusal("INVALID_REQUEST", f"unknown agent: {agent_id}")
+        return agent_id

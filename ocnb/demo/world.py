@@ -319,18 +319,41 @@ class World:
         choice = self.rng.random()
         busy = {run.agent.id for run in self.runs.values()}
         if choice < 0.4 or len(self.agents) < 3:
-            agent = self._new_agent()
-            return [self._config_changed("added", agent)]
+            return self.add_agent()
         if choice < 0.8:
             agent = self.rng.choice(list(self.agents.values()))
-            agent.provider, agent.model, _, _ = self.rng.choice(MODELS)
-            return [self._config_changed("updated", agent)]
-        removable = [a for a in self.agents.values() if a.id not in busy]
-        if not removable:
-            return []
-        agent = self.rng.choice(removable)
-        del self.agents[agent.id]
-        gone = [s for s in self.sessions.values() if s.agent_id == agent.id]
+            provider, model, _, _ = self.rng.choice(MODELS)
+            return self.update_agent(agent.id, model=f"{provider}/{model}")
+        removable = [a.id for a in self.agents.values() if a.id not in busy]
+        return self.remove_agent(self.rng.choice(removable)) if removable else []
+
+    def add_agent(self, name: str | None = None, model: str | None = None) -> list[Happening]:
+        """Add an agent (what `agents.create` does); a `name` sets its id too."""
+        agent = self._new_agent()
+        if name is not None:
+            del self.agents[agent.id]
+            agent.id = "-".join(name.lower().split()) or agent.id
+            agent.name = name
+            agent.workspace = f"~/.openclaw/workspace-{agent.id}"
+            self.agents[agent.id] = agent
+        if model is not None:
+            agent.provider, _, agent.model = model.partition("/")
+        return [self._config_changed("added", agent)]
+
+    def update_agent(
+        self, agent_id: str, *, name: str | None = None, model: str | None = None
+    ) -> list[Happening]:
+        agent = self.agents[agent_id]
+        if name is not None:
+            agent.name = name
+        if model is not None:
+            agent.provider, _, agent.model = model.partition("/")
+        return [self._config_changed("updated", agent)]
+
+    def remove_agent(self, agent_id: str) -> list[Happening]:
+        """Remove an agent and its sessions (what `agents.delete` does)."""
+        agent = self.agents.pop(agent_id)
+        gone = [s for s in self.sessions.values() if s.agent_id == agent_id]
         for session in gone:
             del self.sessions[session.key]
         out = [self._config_changed("removed", agent)]
@@ -338,7 +361,7 @@ class World:
         return out
 
     def _config_changed(self, action: str, agent: Agent) -> Happening:
-        self.config_hash = self.new_id()
+        self.config_hash = f"hmac-sha256:v1:{self.new_id()}"
         self.health_version += 1
         return Happening("config.changed", {"action": action, "agent": agent})
 
