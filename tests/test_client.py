@@ -41,6 +41,24 @@ def make_client(gateway: FakeGateway, **options: Any) -> GatewayClient:
     return GatewayClient(gateway.url, **options)
 
 
+def call_in_background(
+    client: GatewayClient, gateway: FakeGateway, method: str
+) -> tuple[threading.Thread, list[BaseException]]:
+    """Start `client.call(method)` on a thread; return once the gateway has the request."""
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.call(method, timeout=60)
+        except Exception as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_for(lambda: any(r["method"] == method for r in gateway.peers[0].requests))
+    return caller, errors
+
+
 @pytest.mark.parametrize("version", [3, 4])
 def test_handshake_negotiates_the_gateway_protocol(version: int) -> None:
     with FakeGateway(protocol=version) as gateway, make_client(gateway) as client:
@@ -112,17 +130,7 @@ def test_pending_calls_fail_with_connection_lost_when_the_socket_drops(
     gateway.answer("never", delay=3600)
     with make_client(gateway, backoff=Backoff(initial=30)) as client:
         client.wait_until_live(10)
-        errors: list[BaseException] = []
-
-        def call() -> None:
-            try:
-                client.call("never", timeout=60)
-            except Exception as exc:
-                errors.append(exc)
-
-        caller = threading.Thread(target=call)
-        caller.start()
-        wait_for(lambda: any(r["method"] == "never" for r in gateway.peers[0].requests))
+        caller, errors = call_in_background(client, gateway, "never")
         gateway.drop(1011, "boom")
         caller.join(5)
         assert not caller.is_alive()
@@ -393,17 +401,7 @@ def test_close_fails_pending_calls_and_stops_the_thread(gateway: FakeGateway) ->
     gateway.answer("never", delay=3600)
     client = make_client(gateway).start()
     client.wait_until_live(10)
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            client.call("never", timeout=60)
-        except Exception as exc:
-            errors.append(exc)
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    wait_for(lambda: any(r["method"] == "never" for r in gateway.peers[0].requests))
+    caller, errors = call_in_background(client, gateway, "never")
     client.close()
     caller.join(5)
     assert isinstance(errors[0], ClientClosed)

@@ -12,6 +12,11 @@ from typing import Any
 from ocnb.demo.world import Agent, Presence, Run, Session, World
 
 THINKING_LEVELS = [{"id": "off", "label": "off"}, {"id": "low", "label": "low"}]
+THINKING = {
+    "thinkingLevels": THINKING_LEVELS,
+    "thinkingOptions": [level["id"] for level in THINKING_LEVELS],
+    "thinkingDefault": "off",
+}
 PARTICIPANT = {
     "identity": {
         "type": "observation",
@@ -75,9 +80,7 @@ def agent_entry(agent: Agent, protocol: int) -> dict[str, Any]:
         entry["workspaceGit"] = False
     entry["agentRuntime"] = _agent_runtime(protocol, session=False)
     if protocol >= 4:
-        entry["thinkingLevels"] = THINKING_LEVELS
-        entry["thinkingOptions"] = [level["id"] for level in THINKING_LEVELS]
-        entry["thinkingDefault"] = "off"
+        entry.update(THINKING)
     entry["model"] = {"primary": agent.model_ref}
     if protocol >= 4:
         entry["defaultPermissionMode"] = "full"
@@ -127,9 +130,7 @@ def session_row(
         "sessionId": session.session_id,
         "systemSent": True,
         "abortedLastRun": session.aborted_last_run,
-        "thinkingLevels": THINKING_LEVELS,
-        "thinkingOptions": [level["id"] for level in THINKING_LEVELS],
-        "thinkingDefault": "off",
+        **THINKING,
         "effectiveFastMode": False,
         "effectiveFastModeSource": "default",
         "fastAutoOnSeconds": 60,
@@ -222,9 +223,7 @@ def _session_row_v3(session: Session, *, partial: bool) -> dict[str, Any]:
         "sessionId": session.session_id,
         "systemSent": True,
         "abortedLastRun": session.aborted_last_run,
-        "thinkingLevels": THINKING_LEVELS,
-        "thinkingOptions": [level["id"] for level in THINKING_LEVELS],
-        "thinkingDefault": "off",
+        **THINKING,
     }
     if session.input_tokens is not None:
         if not partial:
@@ -255,11 +254,7 @@ def sessions_list(
     defaults["contextTokens"] = 128_000
     if protocol >= 4:
         defaults["agentRuntime"] = _agent_runtime(4, session=False)
-    defaults.update(
-        thinkingLevels=THINKING_LEVELS,
-        thinkingOptions=[level["id"] for level in THINKING_LEVELS],
-        thinkingDefault="off",
-    )
+    defaults.update(THINKING)
     if protocol >= 4:
         defaults["modelSelectionTarget"] = "session"
     has_more = offset + len(rows) < total
