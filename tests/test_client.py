@@ -270,6 +270,26 @@ def test_startup_sidecars_unavailable_is_retried_after_retry_after_ms(
         assert len(gateway.attempts) == 3
 
 
+def test_rate_limited_waits_retry_after_ms_then_connects(gateway: FakeGateway) -> None:
+    limited = iter([True])
+
+    def rate_limit(params: dict[str, Any]) -> dict[str, Any] | None:
+        if not next(limited, False):
+            return None
+        return {
+            "code": "INVALID_REQUEST",
+            "message": "too many failed attempts",
+            "retryAfterMs": 50,
+            "details": {"code": "AUTH_RATE_LIMITED"},
+        }
+
+    gateway.connect_check = rate_limit
+    # A 30 s backoff would stall the test: only retryAfterMs lets it connect promptly.
+    with make_client(gateway, backoff=Backoff(initial=30)) as client:
+        client.wait_until_live(10)
+        assert len(gateway.attempts) == 2
+
+
 def test_pairing_required_shows_the_request_id_and_keeps_retrying(gateway: FakeGateway) -> None:
     approved = threading.Event()
 

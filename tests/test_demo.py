@@ -280,3 +280,11 @@ def test_unknown_method_errors_are_rpc_errors(demo: DemoGateway) -> None:
         client.wait_until_live(10)
         with pytest.raises(RpcError, match="unknown method"):
             client.call("no.such.method")
+
+
+def test_firehose_mode_streams_without_pause() -> None:
+    with DemoGateway(firehose=True, churn=False) as gateway, client_for(gateway) as client:
+        client.wait_until_live(10)
+        wait_for(lambda: client.stats.events >= 20_000, 60, "a firehose of events")
+        assert client.stats.bad_frames == 0
+        assert client.stats.seq_gaps == 0
