@@ -50,8 +50,8 @@ COMPARED_PREFIXES = (
 )  # fmt: skip
 Shape = Any
 # Keys that come and go on a real gateway from one run to the next: runtime diagnostics that
-# follow the machine's load, and the update checker's findings.
-VOLATILE_KEYS = frozenset({"eventLoop", "updateSchedule", "updateAvailable"})
+# follow the machine's load or startup progress, and the update checker's findings.
+VOLATILE_KEYS = frozenset({"eventLoop", "modelRuntime", "updateSchedule", "updateAvailable"})
 
 
 def shape_of(value: Any) -> Shape:
