@@ -2,6 +2,7 @@
 
 import logging
 
+from ocnb import demo
 from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore
 from ocnb.client import Backoff, ClientStats, GatewayClient
 from ocnb.errors import (
@@ -19,7 +20,9 @@ from ocnb.errors import (
     RpcError,
     ScopeError,
 )
+from ocnb.fleet import Fleet, connect
 from ocnb.secret import Secret
+from ocnb.store import FleetStore
 
 __version__ = "0.1.0"
 
@@ -32,6 +35,8 @@ __all__ = [
     "Credentials",
     "DeviceIdentity",
     "DeviceTokenStore",
+    "Fleet",
+    "FleetStore",
     "GatewayClient",
     "GatewayUnavailable",
     "InvalidRequest",
@@ -45,6 +50,8 @@ __all__ = [
     "ScopeError",
     "Secret",
     "__version__",
+    "connect",
+    "demo",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

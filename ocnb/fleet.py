@@ -1,0 +1,338 @@
+"""`Fleet`: what a notebook holds — gateway clients, the store they feed, and queries on it."""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+import pyarrow as pa
+
+from ocnb.auth import resolve_url
+from ocnb.client import GatewayClient
+from ocnb.demo import DemoGateway
+from ocnb.feed import GatewayFeed
+from ocnb.secret import Secret
+from ocnb.store import FleetStore
+
+log = logging.getLogger(__name__)
+
+NOTIFY_INTERVAL = 0.25
+PROGRESS_THRESHOLD = 1000
+TABLES = ("gateways", "agents", "sessions", "runs", "usage", "session_usage", "presence", "events")
+
+
+class Fleet:
+    """One or more gateways mirrored live into one DuckDB store.
+
+    Build it with `ocnb.connect()` or `ocnb.demo()`. Every frame method reads the store as it
+    is now; nothing blocks on the network unless you ask (`call`, `wait_until`).
+    """
+
+    def __init__(self, store: FleetStore | str | Path | None = None) -> None:
+        self.store = store if isinstance(store, FleetStore) else FleetStore(store)
+        self._feeds: dict[str, GatewayFeed] = {}
+        self._owned: list[DemoGateway] = []
+        self._callbacks: list[Callable[[Fleet], None]] = []
+        self._changed = threading.Condition()
+        self._version = 0
+        self._closed = False
+        self.store.on_commit(self._committed)
+        self._notifier = threading.Thread(
+            target=self._notify_forever, name="ocnb-notify", daemon=True
+        )
+        self._notifier.start()
+
+    # --- gateways --------------------------------------------------------------------------------
+
+    def add_gateway(
+        self,
+        url: str | None = None,
+        token: str | Secret | None = None,
+        *,
+        name: str | None = None,
+        **client_options: Any,
+    ) -> GatewayClient:
+        """Connect one more gateway into this fleet's store; returns its client."""
+        name = name or _gateway_name(resolve_url(url))
+        if name in self._feeds:
+            raise ValueError(f"this fleet already has a gateway named {name!r}")
+        feed = GatewayFeed(self.store, name, url, token, **client_options)
+        self._feeds[name] = feed
+        return feed.client.start()
+
+    @property
+    def clients(self) -> dict[str, GatewayClient]:
+        return {name: feed.client for name, feed in self._feeds.items()}
+
+    @property
+    def status(self) -> str:
+        """`live` when every gateway is; otherwise the least healthy gateway's status."""
+        order = ("failed", "closed", "reconnecting", "connecting", "idle", "syncing", "live")
+        statuses = [feed.client.status for feed in self._feeds.values()]
+        return min(statuses, key=order.index) if statuses else "idle"
+
+    @property
+    def last_error(self) -> BaseException | str | None:
+        for feed in self._feeds.values():
+            if feed.client.last_error is not None:
+                return feed.client.last_error
+        return self.store.stats.last_error
+
+    def wait_until_live(self, timeout: float = 60.0, *, progress: bool = True) -> Fleet:
+        """Block until every gateway is live, with a progress bar while a large sync runs."""
+        deadline = time.monotonic() + timeout
+        bar = None
+        try:
+            for feed in self._feeds.values():
+                while feed.client.status != "live":
+                    if feed.client.status in ("failed", "closed"):
+                        feed.client.wait_until_live(0)
+                    if progress and bar is None and (feed.total_sessions or 0) > PROGRESS_THRESHOLD:
+                        from tqdm.auto import tqdm
+
+                        bar = tqdm(
+                            total=feed.total_sessions, desc=f"sync {feed.name}", unit="sessions"
+                        )
+                    if bar is not None:
+                        bar.n = feed.synced_sessions
+                        bar.refresh()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(
+                            f"{feed.name} not live after {timeout:g} s "
+                            f"(status {feed.client.status}, last error: {feed.client.last_error!r})"
+                        )
+                    time.sleep(min(0.1, remaining))
+        finally:
+            if bar is not None:
+                bar.close()
+        self.store.flush(max(1.0, deadline - time.monotonic()))
+        return self
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def sql(self, query: str, **params: Any) -> pd.DataFrame:
+        """Run any DuckDB query on the store; `$name` placeholders take `name=` values."""
+        return self.store.df(query, params or None)
+
+    def arrow(self, query: str, **params: Any) -> pa.Table:
+        return self.store.arrow(query, params or None)
+
+    def agents(self) -> pd.DataFrame:
+        """One row per agent: its config merged with live session state (`agent_cards`)."""
+        return self.sql("SELECT * FROM agent_cards ORDER BY gateway, agent_id")
+
+    def sessions(
+        self, agent: str | None = None, active: bool | None = None, *, deleted: bool = False
+    ) -> pd.DataFrame:
+        """Sessions, newest first; filter by `agent`, by `active` run, or include `deleted`."""
+        query = (
+            "SELECT * EXCLUDE (partial, version) FROM sessions "
+            "WHERE ($agent IS NULL OR agent_id = $agent) "
+            "AND ($active IS NULL OR coalesce(has_active_run, false) = $active) "
+            "AND ($deleted OR NOT deleted) ORDER BY updated_at DESC, session_key"
+        )
+        return self.sql(query, agent=agent, active=active, deleted=deleted)
+
+    def runs(self, agent: str | None = None) -> pd.DataFrame:
+        """One row per run seen, with its duration, outcome, tokens and cost."""
+        query = (
+            "SELECT *, epoch_ms(ended_at) - epoch_ms(started_at) AS duration_ms FROM runs "
+            "WHERE $agent IS NULL OR agent_id = $agent ORDER BY started_at DESC NULLS LAST"
+        )
+        return self.sql(query, agent=agent)
+
+    def events(
+        self, since: Any = None, kinds: Sequence[str] | None = None, limit: int | None = None
+    ) -> pd.DataFrame:
+        """The event log, oldest first: `since` a timestamp, only `kinds`, at most `limit`."""
+        since_ts = None if since is None else pd.Timestamp(since)
+        if since_ts is not None and since_ts.tzinfo is None:
+            since_ts = since_ts.tz_localize("UTC")
+        query = (
+            "SELECT * FROM events WHERE ($since IS NULL OR received_at >= $since) "
+            "AND ($kinds IS NULL OR list_contains($kinds, event)) ORDER BY received_at, seq"
+        )
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return self.sql(query, since=since_ts, kinds=list(kinds) if kinds else None)
+
+    def export_parquet(self, directory: str | Path) -> list[Path]:
+        """Write every table to `<directory>/<table>.parquet`; returns the files."""
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        files = []
+        for table in TABLES:
+            path = target / f"{table}.parquet"
+            self.store.cursor().execute(f"COPY {table} TO '{path}' (FORMAT parquet)")
+            files.append(path)
+        return files
+
+    # --- the network ---------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        gateway: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """An RPC to one gateway (the only one, or the one named)."""
+        return self._client(gateway).call(method, params, timeout)
+
+    async def acall(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        gateway: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        return await self._client(gateway).acall(method, params, timeout)
+
+    def _client(self, gateway: str | None) -> GatewayClient:
+        if gateway is None:
+            if len(self._feeds) != 1:
+                raise ValueError(f"name the gateway: one of {sorted(self._feeds)}")
+            return next(iter(self._feeds.values())).client
+        return self._feeds[gateway].client
+
+    # --- change notification -------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[Fleet], None]) -> Callable[[Fleet], None]:
+        """Call `callback(fleet)` after the store changes, at most four times a second."""
+        self._callbacks.append(callback)
+        return callback
+
+    def wait_until(self, predicate: Callable[[Fleet], Any], timeout: float = 30.0) -> Fleet:
+        """Block until `predicate(fleet)` is true, re-checking after each store change."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                seen = self._version
+            if predicate(self):
+                return self
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout:g} s")
+            with self._changed:
+                if self._version == seen:
+                    self._changed.wait(min(remaining, 1.0))
+
+    def _committed(self) -> None:
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+
+    def _notify_forever(self) -> None:
+        notified = 0
+        while not self._closed:
+            with self._changed:
+                if self._version == notified:
+                    self._changed.wait(1.0)
+                    continue
+                notified = self._version
+            for callback in list(self._callbacks):
+                try:
+                    callback(self)
+                except Exception:
+                    log.exception("ocnb on_change callback %r failed", callback)
+            time.sleep(NOTIFY_INTERVAL)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Disconnect every gateway, stop any demo gateway this fleet started, close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        for feed in self._feeds.values():
+            feed.client.close()
+        for gateway in self._owned:
+            gateway.stop()
+        with self._changed:
+            self._changed.notify_all()
+        self._notifier.join(5)
+        self.store.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        gateways = ", ".join(f"{name} {feed.client.status}" for name, feed in self._feeds.items())
+        return f"<Fleet {self.status}: {gateways or 'no gateways'}; store {self.store.path}>"
+
+    def _repr_html_(self) -> str:
+        counts = self.sql(
+            "SELECT (SELECT count(*) FROM agents WHERE NOT removed) AS agents, "
+            "(SELECT count(*) FROM sessions WHERE NOT deleted) AS sessions, "
+            "(SELECT count(*) FROM events) AS events"
+        ).iloc[0]
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(feed.client.url)}</td>"
+            f"<td>{html.escape(feed.client.status)}</td>"
+            f"<td>v{feed.client.protocol or '?'} "
+            f"{html.escape(feed.client.server_version or '')}</td></tr>"
+            for name, feed in self._feeds.items()
+        )
+        return (
+            f"<div><b>ocnb Fleet</b> — {html.escape(self.status)}: {counts.agents} agents, "
+            f"{counts.sessions} sessions, {counts.events} events"
+            f"<table><tr><th>gateway</th><th>url</th><th>status</th><th>server</th></tr>{rows}"
+            "</table></div>"
+        )
+
+
+def _gateway_name(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def connect(
+    url: str | Sequence[str] | None = None,
+    token: str | Secret | None = None,
+    *,
+    store: FleetStore | str | Path | None = None,
+    wait: bool = True,
+    timeout: float = 60.0,
+    **client_options: Any,
+) -> Fleet:
+    """Mirror one gateway (or several: a list of URLs, one token) into a new `Fleet`."""
+    fleet = Fleet(store)
+    try:
+        for one in [url] if url is None or isinstance(url, str) else url:
+            fleet.add_gateway(one, token, **client_options)
+        if wait:
+            fleet.wait_until_live(timeout)
+    except BaseException:
+        fleet.close()
+        raise
+    return fleet
+
+
+def demo(
+    *, store: FleetStore | str | Path | None = None, wait: bool = True, **demo_options: Any
+) -> Fleet:
+    """A `Fleet` on a fresh embedded demo gateway (see `DemoGateway` for the options)."""
+    gateway = DemoGateway(**demo_options).start()
+    fleet = Fleet(store)
+    fleet._owned.append(gateway)
+    try:
+        fleet.add_gateway(gateway.url, gateway.token, name="demo")
+        if wait:
+            fleet.wait_until_live()
+    except BaseException:
+        fleet.close()
+        raise
+    return fleet

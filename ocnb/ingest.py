@@ -1,0 +1,464 @@
+"""Gateway payloads (v3 and v4) turned into store operations: plain Python rows, no DuckDB.
+
+The loop thread calls these for every event and sync page; the store's writer applies the
+operations in batches. Nothing here does I/O, so it is tested by feeding it payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ocnb.protocol import Event, Hello
+
+TERMINAL_STATUSES = frozenset({"done", "failed", "killed", "interrupted", "timeout"})
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """Insert a row or merge it into the row with the same key (by the table's rules)."""
+
+    table: Literal["sessions", "runs", "agents", "gateways", "session_usage"]
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Append a row to a log table; `usage` rows with a known key are skipped."""
+
+    table: Literal["events", "usage"]
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplacePresence:
+    """The gateway's full presence list at `version`; older versions are dropped."""
+
+    gateway: str
+    version: int
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """After a full sync: rows of `gateway` not in `keep` and older than `before` are gone."""
+
+    table: Literal["sessions", "agents"]
+    gateway: str
+    keep: frozenset[str]
+    before: int
+
+
+Op = Upsert | Append | ReplacePresence | Sweep
+
+
+def agent_id_of(session_key: Any) -> str | None:
+    """The agent id in a session key `agent:<agentId>:<rest>` (v3 events carry no agentId)."""
+    if isinstance(session_key, str) and session_key.startswith("agent:"):
+        agent_id = session_key.split(":", 2)[1]
+        return agent_id or None
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if type(value) is float and math.isfinite(value):
+        return int(value)
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if type(value) in (int, float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass
+class Ingestor:
+    """Turns one gateway's payloads into operations; keeps what it needs to notice changes."""
+
+    gateway: str
+    protocol: int = 4
+    agent_ids: frozenset[str] = field(default_factory=frozenset)
+
+    # --- session rows ---------------------------------------------------------------------------
+
+    def session(self, row: Any, *, partial: bool, version: int | None = None) -> Upsert | None:
+        """A session row from `sessions.list`, `sessions.describe` or an event's `session`."""
+        row = _dict(row)
+        key = _str(row.get("key"))
+        if key is None:
+            return None
+        updated = _int(row.get("updatedAt"))
+        active = row.get("activeRunIds")
+        return Upsert(
+            "sessions",
+            {
+                "gateway": self.gateway,
+                "session_key": key,
+                "session_id": _str(row.get("sessionId")),
+                "agent_id": _str(row.get("agentId")) or agent_id_of(key),
+                "kind": _str(row.get("kind")),
+                "label": _str(row.get("label")),
+                "display_name": _str(row.get("displayName")),
+                "status": _str(row.get("status")),
+                "has_active_run": _bool(row.get("hasActiveRun")),
+                "active_run_id": _str(active[0]) if isinstance(active, list) and active else None,
+                "last_run_id": _str(row.get("lastRunId")),
+                "last_run_error": _str(row.get("lastRunError")),
+                "aborted_last_run": _bool(row.get("abortedLastRun")),
+                "model_provider": _str(row.get("modelProvider")),
+                "model": _str(row.get("model")),
+                "context_tokens": _int(row.get("contextTokens")),
+                "input_tokens": _int(row.get("inputTokens")),
+                "output_tokens": _int(row.get("outputTokens")),
+                "total_tokens": _int(row.get("totalTokens")),
+                "estimated_cost_usd": _float(row.get("estimatedCostUsd")),
+                "created_at": _int(row.get("createdAt")),
+                "updated_at": updated,
+                "started_at": _int(row.get("startedAt")),
+                "ended_at": _int(row.get("endedAt")),
+                "runtime_ms": _int(row.get("runtimeMs")),
+                "deleted": False,
+                "partial": partial,
+                "version": updated if updated is not None else (version or 0),
+            },
+        )
+
+    def sessions_page(self, payload: Any) -> list[Upsert]:
+        """Rows of one `sessions.list` page (complete rows on both protocols)."""
+        rows = _dict(payload).get("sessions")
+        ops = [self.session(row, partial=False) for row in rows] if isinstance(rows, list) else []
+        return [op for op in ops if op is not None]
+
+    def session_gone(self, key: str, ts: int, session_id: str | None) -> Upsert:
+        return Upsert(
+            "sessions",
+            {
+                "gateway": self.gateway,
+                "session_key": key,
+                "session_id": session_id,
+                "agent_id": agent_id_of(key),
+                "deleted": True,
+                "partial": True,
+                "version": ts,
+            },
+        )
+
+    # --- agents and the gateway -------------------------------------------------------------
+
+    def agents(self, payload: Any, as_of: int) -> list[Op]:
+        """The roster from `agents.list`: every agent upserted, the rest swept as removed."""
+        payload = _dict(payload)
+        default_id = _str(payload.get("defaultId"))
+        ops: list[Op] = []
+        keep: set[str] = set()
+        entries = payload.get("agents")
+        for entry in entries if isinstance(entries, list) else []:
+            entry = _dict(entry)
+            agent_id = _str(entry.get("id"))
+            if agent_id is None:
+                continue
+            keep.add(agent_id)
+            identity = _dict(entry.get("identity"))
+            ops.append(
+                Upsert(
+                    "agents",
+                    {
+                        "gateway": self.gateway,
+                        "agent_id": agent_id,
+                        "name": _str(entry.get("name")) or _str(identity.get("name")),
+                        "emoji": _str(identity.get("emoji")),
+                        "model": _str(_dict(entry.get("model")).get("primary")),
+                        "workspace": _str(entry.get("workspace")),
+                        "is_default": agent_id == default_id,
+                        "removed": False,
+                        "version": as_of,
+                    },
+                )
+            )
+        self.agent_ids = frozenset(keep)
+        ops.append(Sweep("agents", self.gateway, frozenset(keep), as_of + 1))
+        return ops
+
+    def gateway_row(self, **fields: Any) -> Upsert:
+        return Upsert("gateways", {"gateway": self.gateway, **fields})
+
+    def hello(self, hello: Hello, url: str, now_ms: int) -> list[Op]:
+        """What `hello-ok` tells: the gateway itself and its presence snapshot."""
+        snapshot = hello.snapshot
+        versions = _dict(snapshot.get("stateVersion"))
+        ops: list[Op] = [
+            self.gateway_row(
+                url=url,
+                protocol=hello.protocol,
+                server_version=hello.server_version,
+                connected_at=now_ms,
+            )
+        ]
+        presence = snapshot.get("presence")
+        if isinstance(presence, list):
+            version = _int(versions.get("presence")) or 0
+            ops.append(self.presence(presence, version))
+        return ops
+
+    def presence(self, entries: list[Any], version: int) -> ReplacePresence:
+        rows = []
+        for entry in entries:
+            entry = _dict(entry)
+            rows.append(
+                {
+                    "gateway": self.gateway,
+                    "instance_id": _str(entry.get("instanceId")) or _str(entry.get("host")),
+                    "host": _str(entry.get("host")),
+                    "ip": _str(entry.get("ip")),
+                    "platform": _str(entry.get("platform")),
+                    "device_family": _str(entry.get("deviceFamily")),
+                    "mode": _str(entry.get("mode")),
+                    "version": _str(entry.get("version")),
+                    "reason": _str(entry.get("reason")),
+                    "ts": _int(entry.get("ts")),
+                }
+            )
+        return ReplacePresence(self.gateway, version, rows)
+
+    def usage_baseline(self, payload: Any, as_of: int) -> list[Op]:
+        """Lifetime tokens and cost per session from `sessions.usage`, as of `as_of`."""
+        ops: list[Op] = []
+        sessions = _dict(payload).get("sessions")
+        for entry in sessions if isinstance(sessions, list) else []:
+            entry = _dict(entry)
+            key, usage = _str(entry.get("key")), _dict(entry.get("usage"))
+            if key is None or not usage:
+                continue
+            row = {
+                "gateway": self.gateway,
+                "session_key": key,
+                "agent_id": _str(entry.get("agentId")) or agent_id_of(key),
+                "input_tokens": _int(usage.get("input")),
+                "output_tokens": _int(usage.get("output")),
+                "total_tokens": _int(usage.get("totalTokens")),
+                "cost_usd": _float(usage.get("totalCost")),
+                "as_of": as_of,
+            }
+            ops.append(Upsert("session_usage", row))
+        return ops
+
+    def health_agent_ids(self, payload: Any) -> frozenset[str] | None:
+        """The agent ids a `health` payload lists (how v3 reveals roster changes)."""
+        agents = _dict(payload).get("agents")
+        if not isinstance(agents, list):
+            return None
+        return frozenset(a["agentId"] for a in agents if isinstance(_dict(a).get("agentId"), str))
+
+    # --- events ------------------------------------------------------------------------------
+
+    def event(self, event: Event, received_at: int) -> list[Op]:
+        """Every event goes to the log; the ones that describe state also update it."""
+        payload = event.payload
+        data = _dict(payload)
+        session_key = _str(data.get("sessionKey"))
+        run_id = _str(data.get("runId"))
+        agent_id = _str(data.get("agentId")) or agent_id_of(session_key)
+        ops: list[Op] = [
+            Append(
+                "events",
+                {
+                    "gateway": self.gateway,
+                    "seq": event.seq,
+                    "received_at": received_at,
+                    "event": event.event,
+                    "agent_id": agent_id,
+                    "session_key": session_key,
+                    "run_id": run_id,
+                    "payload": json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                },
+            )
+        ]
+        handler = _EVENT_HANDLERS.get(event.event)
+        if handler is not None:
+            ops += handler(self, event, data, received_at)
+        return ops
+
+    def _sessions_changed(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+        key = _str(data.get("sessionKey"))
+        ts = _int(data.get("ts")) or now
+        if key is None:
+            return []
+        if data.get("reason") == "delete":
+            return [self.session_gone(key, ts, _str(data.get("sessionId")))]
+        ops: list[Op] = []
+        row = data.get("session")
+        if isinstance(row, dict):
+            upsert = self.session(row, partial=self.protocol < 4, version=ts)
+            if upsert is not None:
+                ops.append(upsert)
+        elif data.get("reason") == "create":  # v3 announces a new session without a row
+            upsert = self.session({"key": key, **data}, partial=True, version=ts)
+            if upsert is not None:
+                ops.append(upsert)
+        phase, run_id = data.get("phase"), _str(data.get("runId"))
+        if phase in ("end", "error") and run_id and isinstance(row, dict):
+            ops.append(self._run_outcome(run_id, key, row))
+        return ops
+
+    def _run_outcome(self, run_id: str, key: str, row: dict[str, Any]) -> Upsert:
+        """The session row after a run ends describes that run: tokens, cost, status, error."""
+        status = _str(row.get("status"))
+        return self._run(
+            run_id,
+            key,
+            agent_id=_str(row.get("agentId")),
+            status=status if status in TERMINAL_STATUSES else None,
+            started_at=_int(row.get("startedAt")),
+            ended_at=_int(row.get("endedAt")),
+            model_provider=_str(row.get("modelProvider")),
+            model=_str(row.get("model")),
+            input_tokens=_int(row.get("inputTokens")),
+            output_tokens=_int(row.get("outputTokens")),
+            cost_usd=_float(row.get("estimatedCostUsd")),
+            error=_str(row.get("lastRunError")),
+        )
+
+    def _session_message(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+        ops: list[Op] = []
+        row = data.get("session")
+        if isinstance(row, dict):
+            upsert = self.session(row, partial=self.protocol < 4, version=now)
+            if upsert is not None:
+                ops.append(upsert)
+        message = _dict(data.get("message"))
+        usage = _dict(message.get("usage"))
+        key = _str(data.get("sessionKey"))
+        if message.get("role") != "assistant" or not usage or key is None:
+            return ops
+        meta = _dict(message.get("__openclaw"))
+        message_id = _str(data.get("messageId")) or _str(meta.get("id"))
+        if message_id is None:
+            return ops
+        tokens_in, tokens_out = _int(usage.get("input")), _int(usage.get("output"))
+        total = _int(usage.get("totalTokens"))
+        if total is None and tokens_in is not None and tokens_out is not None:
+            total = tokens_in + tokens_out
+        ops.append(
+            Append(
+                "usage",
+                {
+                    "gateway": self.gateway,
+                    "message_id": message_id,
+                    "session_key": key,
+                    "agent_id": _str(data.get("agentId")) or agent_id_of(key),
+                    "run_id": _str(data.get("runId")) or _str(meta.get("runId")),
+                    "ts": _int(message.get("timestamp")) or now,
+                    "provider": _str(message.get("provider")),
+                    "model": _str(message.get("model")),
+                    "input_tokens": tokens_in,
+                    "output_tokens": tokens_out,
+                    "cache_read_tokens": _int(usage.get("cacheRead")),
+                    "cache_write_tokens": _int(usage.get("cacheWrite")),
+                    "total_tokens": total,
+                    "cost_usd": _float(_dict(usage.get("cost")).get("total")),
+                },
+            )
+        )
+        return ops
+
+    def _agent(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+        run_id, key = _str(data.get("runId")), _str(data.get("sessionKey"))
+        if run_id is None or key is None:
+            return []
+        stream, body = data.get("stream"), _dict(data.get("data"))
+        ts = _int(data.get("ts")) or now
+        agent_id = _str(data.get("agentId"))
+        if stream == "usage":
+            return [
+                self._run(
+                    run_id, key, agent_id=agent_id, output_tokens=_int(body.get("outputTokens"))
+                )
+            ]
+        if stream != "lifecycle":
+            return []
+        phase = body.get("phase")
+        if phase == "start":
+            started = _int(body.get("startedAt")) or ts
+            return [self._run(run_id, key, agent_id=agent_id, started_at=started, status="running")]
+        if phase == "model":
+            return [
+                self._run(
+                    run_id,
+                    key,
+                    agent_id=agent_id,
+                    model_provider=_str(body.get("provider")),
+                    model=_str(body.get("model")),
+                )
+            ]
+        if phase in ("end", "error"):
+            failed = phase == "error"
+            status = "failed" if failed else "killed" if body.get("aborted") else "done"
+            return [
+                self._run(
+                    run_id,
+                    key,
+                    agent_id=agent_id,
+                    started_at=_int(body.get("startedAt")),
+                    ended_at=_int(body.get("endedAt")) or ts,
+                    status=status,
+                    error=_str(body.get("error")) if failed else None,
+                )
+            ]
+        return []
+
+    def _chat(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+        run_id, key = _str(data.get("runId")), _str(data.get("sessionKey"))
+        state = data.get("state")
+        if run_id is None or key is None or state not in ("error", "aborted"):
+            return []
+        agent_id = _str(data.get("agentId"))
+        if state == "aborted":
+            return [self._run(run_id, key, agent_id=agent_id, status="killed", ended_at=now)]
+        error = _str(data.get("errorMessage"))
+        return [
+            self._run(run_id, key, agent_id=agent_id, status="failed", error=error, ended_at=now)
+        ]
+
+    def _presence(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+        entries = data.get("presence") if data else event.payload
+        if not isinstance(entries, list):
+            return []
+        version = _int(_dict(event.state_version).get("presence")) or 0
+        return [self.presence(entries, version)]
+
+    def _run(self, run_id: str, session_key: str, **fields: Any) -> Upsert:
+        row: dict[str, Any] = {
+            "gateway": self.gateway,
+            "run_id": run_id,
+            "session_key": session_key,
+        }
+        row.update(fields)
+        if row.get("agent_id") is None:
+            row["agent_id"] = agent_id_of(session_key)
+        return Upsert("runs", row)
+
+
+_EVENT_HANDLERS = {
+    "sessions.changed": Ingestor._sessions_changed,
+    "session.message": Ingestor._session_message,
+    "agent": Ingestor._agent,
+    "chat": Ingestor._chat,
+    "presence": Ingestor._presence,
+}

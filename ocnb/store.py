@@ -1,0 +1,445 @@
+"""`FleetStore`: the fleet in DuckDB, written in batches by one thread, read by any thread.
+
+Operations from `ocnb.ingest` go through a queue to the writer thread `ocnb-writer`, which
+applies up to ~1000 of them (or what ~50 ms brings) in one transaction: log appends, then
+upserts where the newest row per key wins, then sweeps. Each reading thread gets its own cursor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from ocnb.ingest import TERMINAL_STATUSES, Append, Op, ReplacePresence, Sweep, Upsert
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 1000
+BATCH_SECONDS = 0.05
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gateways (
+    gateway VARCHAR PRIMARY KEY, url VARCHAR, protocol INTEGER, server_version VARCHAR,
+    status VARCHAR, connected_at TIMESTAMPTZ, last_error VARCHAR, presence_version BIGINT
+);
+CREATE TABLE IF NOT EXISTS agents (
+    gateway VARCHAR, agent_id VARCHAR, name VARCHAR, emoji VARCHAR, model VARCHAR,
+    workspace VARCHAR, is_default BOOLEAN, removed BOOLEAN, version BIGINT,
+    PRIMARY KEY (gateway, agent_id)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    gateway VARCHAR, session_key VARCHAR, session_id VARCHAR, agent_id VARCHAR, kind VARCHAR,
+    label VARCHAR, display_name VARCHAR, status VARCHAR, has_active_run BOOLEAN,
+    active_run_id VARCHAR, last_run_id VARCHAR, last_run_error VARCHAR,
+    aborted_last_run BOOLEAN, model_provider VARCHAR, model VARCHAR, context_tokens BIGINT,
+    input_tokens BIGINT, output_tokens BIGINT, total_tokens BIGINT, estimated_cost_usd DOUBLE,
+    created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, started_at TIMESTAMPTZ,
+    ended_at TIMESTAMPTZ, runtime_ms BIGINT, deleted BOOLEAN, partial BOOLEAN, version BIGINT,
+    PRIMARY KEY (gateway, session_key)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    gateway VARCHAR, run_id VARCHAR, session_key VARCHAR, agent_id VARCHAR,
+    started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, status VARCHAR, model_provider VARCHAR,
+    model VARCHAR, input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE, error VARCHAR,
+    PRIMARY KEY (gateway, run_id)
+);
+CREATE TABLE IF NOT EXISTS usage (
+    gateway VARCHAR, message_id VARCHAR, session_key VARCHAR, agent_id VARCHAR,
+    run_id VARCHAR, ts TIMESTAMPTZ, provider VARCHAR, model VARCHAR, input_tokens BIGINT,
+    output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT,
+    total_tokens BIGINT, cost_usd DOUBLE, PRIMARY KEY (gateway, message_id)
+);
+CREATE TABLE IF NOT EXISTS session_usage (
+    gateway VARCHAR, session_key VARCHAR, agent_id VARCHAR, input_tokens BIGINT,
+    output_tokens BIGINT, total_tokens BIGINT, cost_usd DOUBLE, as_of TIMESTAMPTZ,
+    PRIMARY KEY (gateway, session_key)
+);
+CREATE TABLE IF NOT EXISTS presence (
+    gateway VARCHAR, instance_id VARCHAR, host VARCHAR, ip VARCHAR, platform VARCHAR,
+    device_family VARCHAR, mode VARCHAR, version VARCHAR, reason VARCHAR, ts TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS events (
+    gateway VARCHAR, seq BIGINT, received_at TIMESTAMPTZ, event VARCHAR, agent_id VARCHAR,
+    session_key VARCHAR, run_id VARCHAR, payload JSON
+);
+CREATE OR REPLACE VIEW spend AS
+    SELECT gateway, session_key, agent_id, total_tokens, cost_usd, as_of AS ts, true AS baseline
+    FROM session_usage
+    UNION ALL
+    SELECT u.gateway, u.session_key, u.agent_id, u.total_tokens, u.cost_usd, u.ts, false
+    FROM usage u LEFT JOIN session_usage b USING (gateway, session_key)
+    WHERE b.as_of IS NULL OR u.ts > b.as_of;
+CREATE OR REPLACE VIEW agent_cards AS
+WITH live AS (SELECT * FROM sessions WHERE NOT deleted),
+working AS (
+    SELECT gateway, agent_id, arg_max(session_key, updated_at) AS current_session,
+           arg_max(active_run_id, updated_at) AS current_run, count(*) AS active_sessions
+    FROM live WHERE has_active_run GROUP BY ALL
+),
+last_run AS (
+    SELECT gateway, agent_id, arg_max(status, ended_at) AS last_run_status,
+           arg_max(last_run_error, ended_at) AS last_run_error
+    FROM live WHERE ended_at IS NOT NULL GROUP BY ALL
+),
+counts AS (
+    SELECT gateway, agent_id, count(*) AS sessions, max(updated_at) AS last_activity
+    FROM live GROUP BY ALL
+),
+totals AS (
+    SELECT gateway, agent_id, sum(total_tokens)::BIGINT AS tokens_total,
+           sum(cost_usd) AS cost_total,
+           (sum(total_tokens) FILTER (WHERE NOT baseline AND ts >= current_date))::BIGINT
+               AS tokens_today,
+           sum(cost_usd) FILTER (WHERE NOT baseline AND ts >= current_date) AS cost_today
+    FROM spend GROUP BY ALL
+)
+SELECT a.gateway, a.agent_id, a.name, a.emoji, a.model,
+       CASE WHEN a.removed OR coalesce(g.status, 'live') NOT IN ('live', 'syncing') THEN 'offline'
+            WHEN w.active_sessions > 0 THEN 'working'
+            WHEN r.last_run_status = 'failed' THEN 'error'
+            ELSE 'idle' END AS status,
+       w.current_session, w.current_run, r.last_run_status, r.last_run_error,
+       c.last_activity, coalesce(c.sessions, 0) AS sessions,
+       coalesce(t.tokens_today, 0) AS tokens_today, coalesce(t.cost_today, 0) AS cost_today,
+       coalesce(t.tokens_total, 0) AS tokens_total, coalesce(t.cost_total, 0) AS cost_total
+FROM agents a
+LEFT JOIN gateways g USING (gateway)
+LEFT JOIN working w USING (gateway, agent_id)
+LEFT JOIN last_run r USING (gateway, agent_id)
+LEFT JOIN counts c USING (gateway, agent_id)
+LEFT JOIN totals t USING (gateway, agent_id)
+WHERE NOT a.removed;
+"""
+
+# Table -> key columns, and the columns that hold ms timestamps from the gateway.
+KEYS = {
+    "gateways": ("gateway",),
+    "agents": ("gateway", "agent_id"),
+    "sessions": ("gateway", "session_key"),
+    "runs": ("gateway", "run_id"),
+    "usage": ("gateway", "message_id"),
+    "session_usage": ("gateway", "session_key"),
+}
+ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP WITH TIME ZONE": pa.timestamp("ms", tz="UTC"),  # gateways send epoch ms
+}
+_RANK = {status: 1 for status in TERMINAL_STATUSES}
+
+
+@dataclass
+class StoreStats:
+    """What the writer has done so far."""
+
+    batches: int = 0
+    ops: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    committed_at: float | None = None
+    pending: list[Op] = field(default_factory=list, repr=False)
+
+
+class FleetStore:
+    """A DuckDB database of one or more gateways' fleets (in memory unless given a path)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = str(path) if path is not None else ":memory:"
+        self._con = duckdb.connect(self.path)
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute(SCHEMA)
+        self._schemas = {
+            table: pa.schema(
+                [
+                    (name, ARROW_TYPES[kind])
+                    for name, kind, *_ in self._con.execute(f"DESCRIBE {table}").fetchall()
+                ]
+            )
+            for table in (*KEYS, "presence", "events")
+        }
+        self._upsert_clauses = {t: _upsert_clause(t, self._schemas[t].names) for t in KEYS}
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self._queue: queue.Queue[list[Op] | None] = queue.Queue()
+        self._submitted = 0
+        self._applied = 0
+        self._applied_changed = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
+        self.stats = StoreStats()
+        self._writer_cursor = self._con.cursor()
+        self._writer = threading.Thread(target=self._write_forever, name="ocnb-writer", daemon=True)
+        self._writer.start()
+
+    def __repr__(self) -> str:
+        return f"<FleetStore {self.path} batches={self.stats.batches}>"
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def submit(self, ops: Sequence[Op]) -> None:
+        """Queue operations for the writer; safe from any thread, never blocks."""
+        if ops:
+            self._submitted += 1
+            self._queue.put(list(ops))
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` on the writer thread after each committed batch."""
+        self._listeners.append(listener)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything submitted so far is committed (or raise `TimeoutError`)."""
+        target = self._submitted
+        deadline = time.monotonic() + timeout
+        with self._applied_changed:
+            while self._applied < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._writer.is_alive():
+                    raise TimeoutError(
+                        f"store writer behind after {timeout:g} s "
+                        f"(last error: {self.stats.last_error})"
+                    )
+                self._applied_changed.wait(remaining)
+
+    def _write_forever(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            submissions, ops = 1, list(first)
+            deadline = time.monotonic() + BATCH_SECONDS
+            while len(ops) < BATCH_ROWS:
+                try:
+                    more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                submissions += 1
+                ops += more
+            self._commit(ops)
+            with self._applied_changed:
+                self._applied += submissions
+                self._applied_changed.notify_all()
+
+    def _commit(self, ops: list[Op]) -> None:
+        batch = self.stats.pending + ops
+        try:
+            self._apply(batch)
+        except Exception as exc:  # a full disk or a bug must not kill the writer
+            self.stats.errors += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.stats.pending = batch  # kept, and retried with the next batch
+            log.exception("ocnb store: batch of %d operations not written", len(batch))
+            return
+        self.stats.pending = []
+        self.stats.batches += 1
+        self.stats.ops += len(batch)
+        self.stats.committed_at = time.time()
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("ocnb store listener %r failed", listener)
+
+    def _apply(self, ops: list[Op]) -> None:
+        appends: dict[str, list[dict[str, Any]]] = {"events": [], "usage": []}
+        upserts: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in KEYS}
+        presence: dict[str, ReplacePresence] = {}
+        sweeps: list[Sweep] = []
+        for op in ops:
+            if isinstance(op, Append):
+                appends[op.table].append(op.row)
+            elif isinstance(op, Upsert):
+                key = tuple(op.row[k] for k in KEYS[op.table])
+                old = upserts[op.table].get(key)
+                upserts[op.table][key] = op.row if old is None else _merge(op.table, old, op.row)
+            elif isinstance(op, ReplacePresence):
+                older = presence.get(op.gateway)
+                if older is None or op.version >= older.version:
+                    presence[op.gateway] = op
+            else:
+                sweeps.append(op)
+        con = self._writer_cursor
+        con.execute("BEGIN")
+        try:
+            if appends["events"]:
+                self._insert(con, "events", appends["events"], "")
+            if appends["usage"]:
+                rows = list({(r["gateway"], r["message_id"]): r for r in appends["usage"]}.values())
+                self._insert(con, "usage", rows, " ON CONFLICT DO NOTHING")
+            for table, rows_by_key in upserts.items():
+                if rows_by_key:
+                    rows = list(rows_by_key.values())
+                    self._insert(con, table, rows, self._upsert_clauses[table])
+            for replace in presence.values():
+                self._replace_presence(con, replace)
+            for sweep in sweeps:
+                self._sweep(con, sweep)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _insert(self, con: Any, table: str, rows: list[dict[str, Any]], clause: str) -> None:
+        """Insert rows as one Arrow table typed like the DuckDB table (ms ints for times)."""
+        schema = self._schemas[table]
+        batch = pa.table(
+            [pa.array([row.get(f.name) for row in rows], type=f.type) for f in schema],
+            schema=schema,
+        )
+        names = ", ".join(schema.names)
+        con.register("batch", batch)
+        try:
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM batch{clause}")  # noqa: S608 - our own names
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("batch")
+
+    def _replace_presence(self, con: Any, replace: ReplacePresence) -> None:
+        current = con.execute(
+            "SELECT presence_version FROM gateways WHERE gateway = ?", [replace.gateway]
+        ).fetchone()
+        if current is not None and current[0] is not None and current[0] > replace.version:
+            return
+        con.execute("DELETE FROM presence WHERE gateway = ?", [replace.gateway])
+        if replace.rows:
+            self._insert(con, "presence", replace.rows, "")
+        con.execute(
+            "INSERT INTO gateways (gateway, presence_version) VALUES (?, ?) "
+            "ON CONFLICT DO UPDATE SET presence_version = excluded.presence_version",
+            [replace.gateway, replace.version],
+        )
+
+    def _sweep(self, con: Any, sweep: Sweep) -> None:
+        keys = pa.table({"k": pa.array(sorted(sweep.keep), pa.string())})
+        con.register("keep_keys", keys)
+        try:
+            if sweep.table == "sessions":
+                con.execute(
+                    "UPDATE sessions SET deleted = true, has_active_run = false, version = ? "
+                    "WHERE gateway = ? AND NOT deleted AND version < ? "
+                    "AND session_key NOT IN (SELECT k FROM keep_keys)",
+                    [sweep.before, sweep.gateway, sweep.before],
+                )
+            else:
+                con.execute(
+                    "UPDATE agents SET removed = true WHERE gateway = ? AND NOT removed "
+                    "AND version < ? AND agent_id NOT IN (SELECT k FROM keep_keys)",
+                    [sweep.gateway, sweep.before],
+                )
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("keep_keys")
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's own cursor on the database."""
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._con.cursor()
+            self._local.cursor = cursor
+            with self._cursors_lock:
+                self._cursors.append(cursor)
+        return cursor
+
+    def df(self, query: str, params: Iterable[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run a query from this thread and return a pandas DataFrame (nullable dtypes)."""
+        return to_pandas(self.arrow(query, params))
+
+    def arrow(self, query: str, params: Iterable[Any] | dict[str, Any] | None = None) -> pa.Table:
+        table: pa.Table = self.cursor().sql(query, params=params).to_arrow_table()
+        return table
+
+    def close(self) -> None:
+        """Write everything queued, stop the writer and close the database."""
+        self._queue.put(None)
+        self._writer.join()
+        with self._cursors_lock:
+            for cursor in (*self._cursors, self._writer_cursor):
+                with contextlib.suppress(duckdb.Error):
+                    cursor.close()
+        self._con.close()
+
+
+_PANDAS_TYPES = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas keeping integers and booleans nullable and timestamps tz-aware."""
+    frame: pd.DataFrame = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    return frame
+
+
+def _merge(table: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Two upserts of one key within a batch, combined the way the SQL upsert would."""
+    if table == "sessions":
+        if new["version"] < old["version"]:
+            return old
+        if not new.get("partial"):
+            return new
+        return {**old, **{k: v for k, v in new.items() if v is not None}}
+    merged = {**old, **{k: v for k, v in new.items() if v is not None}}
+    if table == "runs" and _RANK.get(old.get("status") or "", 0) > _RANK.get(
+        new.get("status") or "", 0
+    ):
+        merged["status"] = old["status"]
+    return merged
+
+
+def _upsert_clause(table: str, columns: list[str]) -> str:
+    """`ON CONFLICT` for a table: newest version wins; partial rows only fill in."""
+    keys = KEYS[table]
+    values = [c for c in columns if c not in keys]
+    if table == "sessions":
+        sets = [
+            f"{c} = CASE WHEN excluded.partial THEN coalesce(excluded.{c}, sessions.{c}) "
+            f"ELSE excluded.{c} END"
+            for c in values
+            if c not in ("partial", "version", "deleted")
+        ]
+        sets += [
+            "deleted = excluded.deleted",
+            "partial = excluded.partial AND sessions.partial",
+            "version = excluded.version",
+        ]
+        # A delete names the session generation it removes: never delete a replacement.
+        guard = (
+            "excluded.version >= sessions.version AND (NOT excluded.deleted "
+            "OR excluded.session_id IS NULL OR sessions.session_id IS NULL "
+            "OR excluded.session_id = sessions.session_id)"
+        )
+        return f" ON CONFLICT DO UPDATE SET {', '.join(sets)} WHERE {guard}"
+    if table in ("agents", "session_usage"):
+        sets = [f"{c} = excluded.{c}" for c in values]
+        order = "version" if table == "agents" else "as_of"
+        newer = f"excluded.{order} >= {table}.{order}"
+        return f" ON CONFLICT DO UPDATE SET {', '.join(sets)} WHERE {newer}"
+    sets = [f"{c} = coalesce(excluded.{c}, {table}.{c})" for c in values if c != "status"]
+    if "status" in values:
+        terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+        sets.append(
+            f"status = CASE WHEN {table}.status IN ({terminal}) AND excluded.status = 'running' "
+            f"THEN {table}.status ELSE coalesce(excluded.status, {table}.status) END"
+        )
+    return f" ON CONFLICT DO UPDATE SET {', '.join(sets)}"

@@ -1,0 +1,227 @@
+"""FleetStore: batched writes where the newest row wins, concurrent reads, durability."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import wait_for
+
+from ocnb.ingest import Append, ReplacePresence, Sweep, Upsert
+from ocnb.store import FleetStore
+
+
+@pytest.fixture
+def store() -> Iterator[FleetStore]:
+    store = FleetStore()
+    yield store
+    store.close()
+
+
+def session(key: str, version: int, **fields: Any) -> Upsert:
+    row = {
+        "gateway": "gw",
+        "session_key": key,
+        "deleted": False,
+        "partial": False,
+        "version": version,
+    }
+    row.update(updated_at=version, **fields)
+    return Upsert("sessions", row)
+
+
+def one(store: FleetStore, query: str) -> Any:
+    store.flush()
+    return store.cursor().execute(query).fetchall()
+
+
+def test_within_a_batch_the_newest_row_per_key_wins(store: FleetStore) -> None:
+    store.submit([session("k", 20, status="done"), session("k", 10, status="running")])
+    assert one(store, "SELECT status, version FROM sessions") == [("done", 20)]
+
+
+def test_a_stale_row_never_overwrites_a_newer_one(store: FleetStore) -> None:
+    store.submit([session("k", 20, status="done")])
+    store.flush()
+    store.submit([session("k", 10, status="running")])
+    assert one(store, "SELECT status FROM sessions") == [("done",)]
+
+
+def test_partial_rows_only_fill_in(store: FleetStore) -> None:
+    store.submit([session("k", 10, status="done", input_tokens=100, model="m")])
+    store.flush()
+    store.submit([session("k", 20, status="running", partial=True)])
+    assert one(store, "SELECT status, input_tokens, model FROM sessions") == [("running", 100, "m")]
+
+
+def test_a_full_row_clears_what_it_leaves_out(store: FleetStore) -> None:
+    store.submit([session("k", 10, status="failed", last_run_error="boom")])
+    store.flush()
+    store.submit([session("k", 20, status="done")])
+    assert one(store, "SELECT status, last_run_error FROM sessions") == [("done", None)]
+
+
+def test_a_delete_never_removes_a_replacement_generation(store: FleetStore) -> None:
+    store.submit([session("k", 10, session_id="new")])
+    store.flush()
+    gone = {
+        "gateway": "gw",
+        "session_key": "k",
+        "session_id": "old",
+        "deleted": True,
+        "partial": True,
+        "version": 30,
+    }
+    store.submit([Upsert("sessions", gone)])
+    assert one(store, "SELECT deleted FROM sessions") == [(False,)]
+    store.submit([Upsert("sessions", {**gone, "session_id": "new"})])
+    assert one(store, "SELECT deleted, session_id FROM sessions") == [(True, "new")]
+
+
+def test_a_sweep_deletes_what_vanished_before_the_sync_only(store: FleetStore) -> None:
+    store.submit([session("kept", 10), session("vanished", 10), session("born-during-sync", 50)])
+    store.submit([Sweep("sessions", "gw", frozenset({"kept"}), 40)])
+    rows = one(store, "SELECT session_key, deleted FROM sessions ORDER BY session_key")
+    assert rows == [("born-during-sync", False), ("kept", False), ("vanished", True)]
+
+
+def test_presence_is_replaced_whole_and_never_by_an_older_version(store: FleetStore) -> None:
+    def presence(version: int, *hosts: str) -> ReplacePresence:
+        return ReplacePresence(
+            "gw", version, [{"gateway": "gw", "instance_id": h, "host": h} for h in hosts]
+        )
+
+    store.submit([presence(2, "a", "b")])
+    store.flush()
+    store.submit([presence(3, "c")])
+    store.flush()
+    store.submit([presence(1, "old")])
+    assert one(store, "SELECT host FROM presence") == [("c",)]
+
+
+def test_a_late_start_does_not_reopen_a_finished_run(store: FleetStore) -> None:
+    def run(**fields: Any) -> Upsert:
+        return Upsert("runs", {"gateway": "gw", "run_id": "r", "session_key": "k", **fields})
+
+    store.submit([run(status="done", ended_at=90)])
+    store.flush()
+    store.submit([run(status="running", started_at=10, model="m")])
+    assert one(
+        store, "SELECT status, model, epoch_ms(started_at), epoch_ms(ended_at) FROM runs"
+    ) == [("done", "m", 10, 90)]
+
+
+def test_usage_rows_are_recorded_once(store: FleetStore) -> None:
+    usage = Append(
+        "usage", {"gateway": "gw", "message_id": "m", "session_key": "k", "total_tokens": 5}
+    )
+    store.submit([usage, usage])
+    store.flush()
+    store.submit([usage])
+    assert one(store, "SELECT count(*) FROM usage") == [(1,)]
+
+
+def test_a_failed_batch_is_kept_and_written_later(
+    store: FleetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_apply = store._apply
+    failures = iter([OSError("No space left on device")])
+
+    def flaky(ops: Any) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_apply(ops)
+
+    monkeypatch.setattr(store, "_apply", flaky)
+    store.submit([session("first", 1)])
+    store.flush()
+    assert store.stats.errors == 1
+    assert "No space left" in (store.stats.last_error or "")
+    store.submit([session("second", 2)])
+    assert one(store, "SELECT session_key FROM sessions ORDER BY 1") == [("first",), ("second",)]
+
+
+def test_reads_while_the_writer_runs_flat_out_never_error(store: FleetStore) -> None:
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            if store._queue.qsize() > 50:  # keep the writer busy, not buried
+                time.sleep(0.001)
+                continue
+            store.submit(
+                [
+                    Append(
+                        "events", {"gateway": "gw", "seq": n + i, "event": "tick", "payload": "{}"}
+                    )
+                    for i in range(200)
+                ]
+                + [session(f"k{n % 500}", n)]
+            )
+            n += 200
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        counts = []
+        while len(counts) < 200:
+            counts.append(store.cursor().execute("SELECT count(*) FROM events").fetchall()[0][0])
+            store.df("SELECT * FROM sessions ORDER BY version DESC LIMIT 5")
+    finally:
+        stop.set()
+        writer.join()
+    assert counts == sorted(counts)
+    assert counts[-1] > 0
+    assert store.stats.errors == 0
+
+
+def test_a_durable_store_keeps_every_committed_batch_after_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.duckdb"
+    script = textwrap.dedent(
+        f"""
+        from ocnb.ingest import Append
+        from ocnb.store import FleetStore
+        store = FleetStore({str(path)!r})
+        for batch in range(1_000_000):
+            rows = [{{"gateway": "gw", "seq": batch * 100 + i, "event": "tick"}} for i in range(100)]
+            store.submit([Append("events", row) for row in rows])
+            store.flush()
+            print(batch + 1, flush=True)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    committed = 0
+    while committed < 30:
+        committed = int(process.stdout.readline())
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    reopened = FleetStore(path)
+    try:
+        count = reopened.cursor().execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
+        assert count >= committed * 100
+        reopened.submit(
+            [Append("events", {"gateway": "gw", "seq": -1, "event": "after", "payload": "{}"})]
+        )
+        wait_for(
+            lambda: (
+                reopened.cursor()
+                .execute("SELECT count(*) FROM events WHERE event = 'after'")
+                .fetchone()[0]
+                == 1
+            )
+        )  # type: ignore[index]
+    finally:
+        reopened.close()
