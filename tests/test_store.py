@@ -194,7 +194,7 @@ def test_a_durable_store_keeps_every_committed_batch_after_kill_9(tmp_path: Path
         from ocnb.store import FleetStore
         store = FleetStore({str(path)!r})
         for batch in range(1_000_000):
-            rows = [{{"gateway": "gw", "seq": batch * 100 + i, "event": "tick"}} for i in range(100)]
+            rows = [{{"gateway": "gw", "seq": batch * 100 + n, "event": "e"}} for n in range(100)]
             store.submit([Append("events", row) for row in rows])
             store.flush()
             print(batch + 1, flush=True)
