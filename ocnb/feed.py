@@ -126,6 +126,13 @@ class GatewayFeed:
                 self.client.request_resync()  # a rowless notice: the list as a whole changed
             elif self.ingestor.protocol < 4 and data.get("reason") != "delete":
                 self._schedule_describe(key)  # v3 rows are partial and can be stale
+        elif name == "agent" and self.ingestor.protocol < 4:
+            phase = (
+                data.get("data", {}).get("phase") if isinstance(data.get("data"), dict) else None
+            )
+            key = data.get("sessionKey")
+            if phase in ("end", "error") and isinstance(key, str):
+                self._schedule_describe(key)  # v3 may send no sessions.changed when a run fails
 
     def _on_status(self, status: Status) -> None:
         error = self.client.last_error

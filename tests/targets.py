@@ -23,6 +23,11 @@ class Target:
     def agent_ids(self) -> list[str]:
         raise NotImplementedError
 
+    def agent_roles(self) -> tuple[str, str, str]:
+        """Agents whose runs succeed fast, stream slowly, and fail (the demo's vary by seed)."""
+        fast, slow, broken, *_ = self.agent_ids()
+        return fast, slow, broken
+
     def ensure_sessions(self, count: int) -> None:
         """Make sure the gateway holds at least `count` sessions."""
         raise NotImplementedError

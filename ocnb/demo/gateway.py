@@ -105,6 +105,8 @@ class DemoGateway:
         self._refuse_starting = 0
         self._silent_until = 0.0
         self._skip_seq = 0
+        self._delays: dict[str, float] = {}
+        self._paused = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: Server | None = None
@@ -239,6 +241,17 @@ class DemoGateway:
 
         self._call(send)
 
+    def slow_method(self, method: str, seconds: float) -> None:
+        """Answer `method` `seconds` late, with the payload as it was when asked."""
+        self._delays[method] = seconds
+
+    def pause(self) -> None:
+        """Stop the scenario: no new activity until `resume()` (RPCs still work)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
     def refuse_while_starting(self, attempts: int = 2) -> None:
         """Answer the next `attempts` connects with `UNAVAILABLE startup-sidecars`."""
         self._refuse_starting = attempts
@@ -286,7 +299,8 @@ class DemoGateway:
                 await asyncio.sleep(0)
             now = time.monotonic()
             try:
-                await self._publish(self.world.advance(int(step_ms * self.speed)))
+                if not self._paused:
+                    await self._publish(self.world.advance(int(step_ms * self.speed)))
             except Exception:
                 self.internal_errors += 1
                 log.exception("demo gateway: scenario step failed")
@@ -461,5 +475,8 @@ class DemoGateway:
             self.internal_errors += 1
             log.exception("demo gateway: %s failed", method)
             frame.update(ok=False, error={"code": "INTERNAL", "message": "internal error"})
+        delay = self._delays.get(method) if isinstance(method, str) else None
+        if delay:
+            await asyncio.sleep(delay)
         await self._send(peer, frame)
         await self._publish(happenings)

@@ -406,7 +406,8 @@ class World:
             outcome=outcome,
             reply=reply,
             error=self.rng.choice(FAILURES) if outcome == "failed" else None,
-            input_tokens=self.rng.randint(2_000, 40_000),
+            # A failed run was refused by its provider: it used no tokens.
+            input_tokens=self.rng.randint(2_000, 40_000) if outcome != "failed" else 0,
             output_tokens=self.rng.randint(20, 1_200) if outcome != "failed" else 0,
         )
 

@@ -1,0 +1,175 @@
+"""The Fleet: the store converges to the gateway's truth, and stays usable from the notebook."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from convergence import differences, usage_differences
+from helpers import wait_for
+from targets import Target
+
+import ocnb
+from ocnb import Fleet
+from ocnb.demo import DemoGateway
+
+TERMINAL = {"done", "failed", "killed", "interrupted", "timeout"}
+
+
+def converged(fleet: Fleet, client: ocnb.GatewayClient, gateway: str, timeout: float = 60) -> None:
+    """Wait until the store and the gateway agree; fail with the differences if they never do."""
+    last: list[str] = []
+
+    def agree() -> bool:
+        nonlocal last
+        last = differences(fleet, client, gateway)
+        return not last
+
+    try:
+        wait_for(agree, timeout, "the store to converge")
+    except pytest.fail.Exception:
+        pytest.fail(f"store and gateway still differ: {last[:10]}")
+
+
+def runs_finished(fleet: Fleet, run_ids: list[str]) -> bool:
+    runs = fleet.runs()
+    ours = runs[runs["run_id"].isin(run_ids)]
+    return len(ours) == len(run_ids) and set(ours["status"]) <= TERMINAL
+
+
+def test_after_activity_and_a_restart_the_store_equals_the_gateway(target: Target) -> None:
+    fast, slow, broken = target.agent_roles()
+    with ocnb.connect(target.url, target.token, name="gw") as fleet, target.driver() as driver:
+        client = fleet.clients["gw"]
+        run_ids = [driver.run(f"agent:{fast}:conv-ok"), driver.run(f"agent:{broken}:conv-fail")]
+        slow_key = f"agent:{slow}:conv-abort"
+        slow_run = driver.run(slow_key)
+        driver.abort(slow_key, slow_run)
+        driver.create_session(fast, f"agent:{fast}:conv-scratch", label="scratch")
+        driver.create_session(fast, f"agent:{fast}:conv-gone")
+        driver.delete_session(f"agent:{fast}:conv-gone")
+        if target.protocol >= 4:
+            driver.delete_agent(driver.create_agent("Conv Temp"))
+
+        fleet.wait_until(lambda f: runs_finished(f, run_ids), 90)
+        target.restart()
+        wait_for(lambda: client.stats.reconnects >= 1 and client.status == "live", 120)
+        after_restart = [driver.run(f"agent:{fast}:conv-after")]
+        fleet.wait_until(lambda f: runs_finished(f, after_restart), 90)
+        converged(fleet, client, "gw")
+        deleted = fleet.sessions(deleted=True)
+        assert deleted.query("session_key.str.endswith(':conv-gone')", engine="python")[
+            "deleted"
+        ].all()
+        wait_for(lambda: not usage_differences(fleet, client, "gw"), 60, "usage totals to agree")
+
+
+def test_events_during_a_slow_initial_sync_are_kept_and_win() -> None:
+    """Regression: live rows that arrived while sessions.list was in flight were overwritten."""
+    gateway = DemoGateway(seed=4, speed=20, run_rate=0.5, churn=True)
+    gateway.slow_method("sessions.list", 1.0)
+    with gateway, ocnb.connect(gateway.url, gateway.token, name="demo") as fleet:
+        client = fleet.clients["demo"]
+        gateway.pause()
+        fleet.store.flush()
+        logged = fleet.sql("SELECT count(*) AS n FROM events").iloc[0]["n"]
+        assert logged == client.stats.events > 0
+        converged(fleet, client, "demo", timeout=30)
+
+
+def test_frames_have_proper_dtypes_and_filters(demo_fleet: Fleet) -> None:
+    sessions = demo_fleet.sessions()
+    assert str(sessions["updated_at"].dtype).startswith("datetime64")
+    assert sessions["updated_at"].dt.tz is not None
+    agent = sessions["agent_id"].iloc[0]
+    assert set(demo_fleet.sessions(agent=agent)["agent_id"]) == {agent}
+    assert demo_fleet.sessions(active=True)["has_active_run"].fillna(False).all()
+    agents = demo_fleet.agents()
+    assert set(agents["status"]) <= {"working", "idle", "error", "offline"}
+    assert agents["sessions"].sum() == len(sessions)
+    assert set(demo_fleet.events(kinds=["agent"])["event"]) <= {"agent"}
+    assert len(demo_fleet.events(limit=3)) == 3
+
+
+def test_sql_takes_named_parameters_and_arrow(demo_fleet: Fleet) -> None:
+    frame = demo_fleet.sql(
+        "SELECT count(*) AS n FROM sessions WHERE agent_id = $agent", agent="atlas"
+    )
+    assert frame["n"].iloc[0] == len(demo_fleet.sessions(agent="atlas"))
+    assert demo_fleet.arrow("SELECT * FROM agents").num_rows == 8
+
+
+def test_on_change_fires_after_the_store_changes(demo_fleet: Fleet) -> None:
+    seen = threading.Event()
+    demo_fleet.on_change(lambda fleet: seen.set())
+    wait_for(seen.is_set, 30, "a change notification")
+
+
+def test_reads_from_the_kernel_thread_never_error_while_ingesting(demo_fleet: Fleet) -> None:
+    for _ in range(100):
+        demo_fleet.agents()
+        demo_fleet.sessions()
+    assert demo_fleet.store.stats.errors == 0
+
+
+def test_export_parquet_writes_every_table(demo_fleet: Fleet, tmp_path: Path) -> None:
+    files = demo_fleet.export_parquet(tmp_path)
+    assert {f.stem for f in files} >= {"sessions", "events", "agents"}
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "sessions.parquet").num_rows >= 60
+
+
+def test_repr_and_html_show_state_and_never_the_token(demo_fleet: Fleet) -> None:
+    token = demo_fleet._owned[0].token
+    text, page = repr(demo_fleet), demo_fleet._repr_html_()
+    assert "live" in text and "live" in page and "8 agents" in page
+    assert token not in text and token not in page
+
+
+def test_two_gateways_share_one_store() -> None:
+    with (
+        DemoGateway(seed=1, run_rate=0) as one,
+        DemoGateway(seed=2, agents=3, sessions=5, run_rate=0) as two,
+    ):
+        fleet = ocnb.connect(one.url, one.token, name="one")
+        with fleet:
+            fleet.add_gateway(two.url, two.token, name="two")
+            fleet.wait_until_live(30)
+            counts = fleet.sql("SELECT gateway, count(*) AS n FROM sessions GROUP BY 1 ORDER BY 1")
+            assert counts.to_dict("records") == [
+                {"gateway": "one", "n": 60},
+                {"gateway": "two", "n": 5},
+            ]
+            with pytest.raises(ValueError, match="name the gateway"):
+                fleet.call("agents.list")
+            assert len(fleet.call("agents.list", gateway="two")["agents"]) == 3
+
+
+def test_a_durable_store_reopens_and_keeps_appending(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.duckdb"
+    with ocnb.demo(store=path, seed=3, run_rate=0) as fleet:
+        first = fleet.sql("SELECT count(*) AS n FROM sessions").iloc[0]["n"]
+    with ocnb.demo(store=path, seed=3, run_rate=0) as again:
+        again.store.flush()
+        assert again.sql("SELECT count(*) AS n FROM sessions").iloc[0]["n"] >= first
+
+
+def test_a_wrong_token_fails_connect_clearly() -> None:
+    with DemoGateway(run_rate=0) as gateway, pytest.raises(ocnb.AuthError):
+        ocnb.connect(gateway.url, "wrong-token", timeout=10)
+
+
+def test_ocnb_demo_is_callable_and_a_module() -> None:
+    assert ocnb.demo.DemoGateway is DemoGateway
+    with ocnb.demo(seed=9, agents=2, sessions=3, run_rate=0) as fleet:
+        assert len(fleet.agents()) == 2
+
+
+@pytest.fixture(scope="module")
+def demo_fleet() -> Any:
+    with ocnb.demo(seed=1, speed=10, run_rate=0.3) as fleet:
+        fleet.wait_until(lambda f: len(f.events()) > 20, 30)
+        yield fleet
