@@ -54,10 +54,9 @@ def differences(fleet: Fleet, client: GatewayClient, gateway: str) -> list[str]:
         found.append(f"agents: store {sorted(our_agents)}, gateway {sorted(their_agents)}")
     for agent_id in their_agents.keys() & our_agents.keys():
         model = their_agents[agent_id].get("model", {}).get("primary")
-        if our_agents[agent_id]["model"] != model:
-            found.append(
-                f"agent {agent_id} model: store {our_agents[agent_id]['model']!r}, gateway {model!r}"
-            )
+        ours_model = our_agents[agent_id]["model"]
+        if ours_model != model:
+            found.append(f"agent {agent_id} model: store {ours_model!r}, gateway {model!r}")
     return found
 
 

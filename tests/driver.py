@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from helpers import wait_for
+
 from ocnb import DeviceIdentity, DeviceTokenStore, GatewayClient
 
 WRITE_SCOPES = ("operator.read", "operator.write", "operator.admin")
@@ -61,10 +63,15 @@ class Driver:
         return self.call("sessions.delete", {"key": key})
 
     def create_agent(self, name: str, model: str | None = None) -> str:
-        """`agents.create` (v4, admin); returns the new agent's id."""
+        """`agents.create` (v4, admin); returns the new agent's id once `agents.list` has it
+        (a real gateway applies the config change a moment later)."""
         params = {"name": name} if model is None else {"name": name, "model": model}
         agent_id: str = self.call("agents.create", params)["agentId"]
+        wait_for(lambda: agent_id in self.agent_ids(), 30, f"agent {agent_id} to appear")
         return agent_id
+
+    def agent_ids(self) -> list[str]:
+        return [agent["id"] for agent in self.call("agents.list")["agents"]]
 
     def update_agent(self, agent_id: str, **fields: Any) -> Any:
         return self.call("agents.update", {"agentId": agent_id, **fields})
