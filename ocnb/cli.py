@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import secrets
 import sys
-import threading
 import time
 from collections.abc import Sequence
 
 from ocnb.auth import TOKEN_VARIABLE, ocnb_home, write_private_file
-from ocnb.client import GatewayClient
 from ocnb.demo import DemoGateway
 from ocnb.errors import OcnbError
-from ocnb.protocol import Event
+from ocnb.fleet import Fleet, connect
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--watch", action="store_true", help="also follow it, as `ocnb watch`")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
 
-    watch = commands.add_parser("watch", help="connect to a gateway and print what it does")
+    watch = commands.add_parser("watch", help="mirror a gateway and print a fleet summary")
     watch.add_argument("url", nargs="?", help="default: $OPENCLAW_GATEWAY_URL or the local one")
     watch.add_argument("--duration", type=float, help="stop after this many seconds")
 
@@ -40,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
-        return _watch(GatewayClient(args.url), args.duration)
+        return _watch(args.url, None, args.duration)
     except KeyboardInterrupt:
         return 0
     except OcnbError as exc:
@@ -75,38 +72,54 @@ def _demo(args: argparse.Namespace) -> int:
             flush=True,
         )
         if args.watch:
-            return _watch(GatewayClient(gateway.url, token), args.duration)
+            return _watch(gateway.url, token, args.duration)
         _sleep(args.duration)
     return 0
 
 
-def _watch(client: GatewayClient, duration: float | None) -> int:
-    """Print one line every two seconds: connection, roster and what the events were."""
-    counts: collections.Counter[str] = collections.Counter()
-    lock = threading.Lock()
-
-    def count(event: Event) -> None:
-        with lock:
-            counts[event.event] += 1
-
-    client.on_any(count)
+def _watch(url: str | None, token: str | None, duration: float | None) -> int:
+    """Mirror the gateway into a store and print a summary of it every two seconds."""
     deadline = None if duration is None else time.monotonic() + duration
-    with client:
-        client.wait_until_live(60)
-        agents = client.call("agents.list")["agents"]
-        sessions = client.call("sessions.list", {"limit": 1})["totalCount"]
+    with connect(url, token, name="gateway") as fleet:
+        client = fleet.clients["gateway"]
         print(
             f"live: {client.url} protocol v{client.protocol}, server {client.server_version}; "
-            f"{len(agents)} agents, {sessions} sessions",
+            f"{len(fleet.agents())} agents, {len(fleet.sessions())} sessions",
             flush=True,
         )
         while deadline is None or time.monotonic() < deadline:
             time.sleep(2)
-            with lock:
-                summary = ", ".join(f"{n} {name}" for name, n in counts.most_common(5))
-                counts.clear()
-            print(f"[{client.status}] last 2 s: {summary or 'quiet'}", flush=True)
+            print(f"[{fleet.status}] {_summary(fleet)}", flush=True)
     return 0
+
+
+def _summary(fleet: Fleet) -> str:
+    row = fleet.sql(SUMMARY).to_dict("records")[0]
+    statuses = ", ".join(
+        f"{row[status]} {status}"
+        for status in ("working", "idle", "error", "offline")
+        if row[status]
+    )
+    return (
+        f"agents: {statuses or 'none'} | {row['sessions']} sessions | "
+        f"runs {row['done']} done, {row['failed']} failed, {row['killed']} aborted | "
+        f"${row['cost']:.2f} total | {row['events']} events"
+    )
+
+
+SUMMARY = """
+SELECT
+    (SELECT count(*) FILTER (WHERE status = 'working') FROM agent_cards) AS working,
+    (SELECT count(*) FILTER (WHERE status = 'idle') FROM agent_cards) AS idle,
+    (SELECT count(*) FILTER (WHERE status = 'error') FROM agent_cards) AS error,
+    (SELECT count(*) FILTER (WHERE status = 'offline') FROM agent_cards) AS offline,
+    (SELECT count(*) FROM sessions WHERE NOT deleted) AS sessions,
+    (SELECT count(*) FILTER (WHERE status = 'done') FROM runs) AS done,
+    (SELECT count(*) FILTER (WHERE status = 'failed') FROM runs) AS failed,
+    (SELECT count(*) FILTER (WHERE status = 'killed') FROM runs) AS killed,
+    (SELECT coalesce(sum(cost_total), 0) FROM agent_cards) AS cost,
+    (SELECT count(*) FROM events) AS events
+"""
 
 
 def _sleep(duration: float | None) -> None:

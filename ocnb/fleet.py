@@ -278,7 +278,7 @@ class Fleet:
             "SELECT (SELECT count(*) FROM agents WHERE NOT removed) AS agents, "
             "(SELECT count(*) FROM sessions WHERE NOT deleted) AS sessions, "
             "(SELECT count(*) FROM events) AS events"
-        ).iloc[0]
+        ).to_dict("records")[0]
         rows = "".join(
             f"<tr><td>{html.escape(name)}</td><td>{html.escape(feed.client.url)}</td>"
             f"<td>{html.escape(feed.client.status)}</td>"
@@ -287,8 +287,8 @@ class Fleet:
             for name, feed in self._feeds.items()
         )
         return (
-            f"<div><b>ocnb Fleet</b> — {html.escape(self.status)}: {counts.agents} agents, "
-            f"{counts.sessions} sessions, {counts.events} events"
+            f"<div><b>ocnb Fleet</b> — {html.escape(self.status)}: {counts['agents']} agents, "
+            f"{counts['sessions']} sessions, {counts['events']} events"
             f"<table><tr><th>gateway</th><th>url</th><th>status</th><th>server</th></tr>{rows}"
             "</table></div>"
         )

@@ -54,6 +54,7 @@ def test_after_activity_and_a_restart_the_store_equals_the_gateway(target: Targe
             driver.delete_agent(driver.create_agent("Conv Temp"))
 
         fleet.wait_until(lambda f: runs_finished(f, run_ids), 90)
+        driver.run(f"agent:{slow}:conv-interrupted")  # still streaming when the gateway goes
         target.restart()
         wait_for(lambda: client.stats.reconnects >= 1 and client.status == "live", 120)
         after_restart = [driver.run(f"agent:{fast}:conv-after")]
@@ -155,6 +156,14 @@ def test_a_durable_store_reopens_and_keeps_appending(tmp_path: Path) -> None:
     with ocnb.demo(store=path, seed=3, run_rate=0) as again:
         again.store.flush()
         assert again.sql("SELECT count(*) AS n FROM sessions").iloc[0]["n"] >= first
+
+
+def test_a_large_sync_shows_a_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    gateway = DemoGateway(sessions=3_000, run_rate=0, churn=False)
+    gateway.slow_method("sessions.list", 0.3)
+    with gateway, ocnb.connect(gateway.url, gateway.token, name="big") as fleet:
+        assert len(fleet.sessions()) == 3_000
+    assert "sync big" in capsys.readouterr().err
 
 
 def test_a_wrong_token_fails_connect_clearly() -> None:
