@@ -10,6 +10,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,8 @@ def record_scenario(
         recorder.wait_for(lambda n, p: n == "agent" and p.get("runId") == slow_run)
         driver.abort(slow_key, slow_run)
         recorder.wait_for(run_finished(slow_run))
-        driver.create_session(fast, f"agent:{fast}:scratch", label="scratch")
+        label = f"rec-{uuid.uuid4().hex[:8]}"  # labels are unique on a gateway
+        driver.create_session(fast, f"agent:{fast}:scratch", label=label)
         driver.delete_session(f"agent:{fast}:scratch")
         for method, params in (
             ("agents.list", {}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,8 @@ def test_after_activity_and_a_restart_the_store_equals_the_gateway(target: Targe
         slow_key = f"agent:{slow}:conv-abort"
         slow_run = driver.run(slow_key)
         driver.abort(slow_key, slow_run)
-        driver.create_session(fast, f"agent:{fast}:conv-scratch", label="scratch")
+        label = f"conv-{uuid.uuid4().hex[:8]}"  # labels are unique on a gateway
+        driver.create_session(fast, f"agent:{fast}:conv-scratch", label=label)
         driver.create_session(fast, f"agent:{fast}:conv-gone")
         driver.delete_session(f"agent:{fast}:conv-gone")
         if target.protocol >= 4:

@@ -199,6 +199,9 @@ def _run_frames(kind: str, run: Run, world: World, v: int) -> list[tuple[str, An
         if v >= 4:
             changed(phase="error")
             out.append(("task", _task_event(run, "updated", "failed")))
+        else:  # v3 records the failure as an assistant message carrying errorMessage
+            message = payloads.session_message(session, world, v, run=run, role="assistant")
+            out.append(("session.message", message))
     return out
 
 

@@ -157,6 +157,8 @@ class Methods:
         agent_id, key, label = params.get("agentId"), params.get("key"), params.get("label")
         if agent_id not in self.world.agents or not isinstance(key, str):
             raise invalid_params("sessions.create", "at /agentId: unknown agent")
+        if label and any(s.label == label for s in self.world.sessions.values()):
+            raise Refusal("INVALID_REQUEST", f"label already in use: {label}")
         session = self.world.add_session(agent_id, key, label if isinstance(label, str) else None)
         answer = {"ok": True, "key": session.key, "sessionId": session.session_id}
         return answer, [Happening("session.created", {"session": session})]

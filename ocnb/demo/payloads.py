@@ -380,11 +380,12 @@ def session_message(
                 transcriptPosition={"rawSeq": seq, "source": session.session_id},
             )
     else:
-        message["content"] = [{"type": "text", "text": run.text or run.reply}]
+        text = run.text or (run.reply if run.outcome == "done" else "")
+        message["content"] = [{"type": "text", "text": text}] if text else []
         message.update(api="openai-completions", provider=run.agent.provider)
         message.update(model=run.agent.model, responseId=f"chatcmpl-{run.id[:12]}")
         message["usage"] = _message_usage(run, protocol)
-        message["stopReason"] = "stop" if run.outcome == "done" else "aborted"
+        message["stopReason"] = {"done": "stop", "killed": "aborted"}.get(run.outcome, "error")
         message["timestamp"] = world.now
         if protocol >= 4:
             message["idempotencyKey"] = f"{run.id}:assistant"
