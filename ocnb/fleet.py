@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -20,6 +20,9 @@ from ocnb.demo import DemoGateway
 from ocnb.feed import GatewayFeed
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
+
+if TYPE_CHECKING:
+    from ocnb.widgets import FleetGrid, Refresher
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class Fleet:
         self._changed = threading.Condition()
         self._version = 0
         self._closed = False
+        self._refresh: Refresher | None = None
         self.store.on_commit(self._committed)
         self._notifier = threading.Thread(
             target=self._notify_forever, name="ocnb-notify", daemon=True
@@ -175,6 +179,28 @@ class Fleet:
             files.append(path)
         return files
 
+    # --- views -----------------------------------------------------------------------------------
+
+    def grid(
+        self, columns: list[str] | None = None, refresh_hz: float = 4.0, theme: str = "auto"
+    ) -> FleetGrid:
+        """A grid of every agent that refreshes itself (up to `refresh_hz`) while you work."""
+        from ocnb.widgets import FleetGrid
+
+        grid = FleetGrid(self, columns=columns, theme=theme)
+        self._refresher(refresh_hz).add(grid)
+        return grid
+
+    def _refresher(self, hz: float | None) -> Refresher:
+        """The fleet's one refresher thread, started with the first view."""
+        if self._refresh is None:
+            from ocnb.widgets import Refresher
+
+            refresher = Refresher(hz or 4.0)
+            self.on_change(lambda fleet: refresher.changed())
+            self._refresh = refresher
+        return self._refresh
+
     # --- the network ---------------------------------------------------------------------------
 
     def call(
@@ -258,6 +284,8 @@ class Fleet:
             feed.client.close()
         for gateway in self._owned:
             gateway.stop()
+        if self._refresh is not None:
+            self._refresh.stop()
         with self._changed:
             self._changed.notify_all()
         self._notifier.join(5)

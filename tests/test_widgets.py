@@ -1,0 +1,104 @@
+"""The grid's Python side: snapshots, the refresher's coalescing, the static fallback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from helpers import wait_for
+
+import ocnb
+from ocnb.demo import DemoGateway
+from ocnb.ingest import Upsert
+from ocnb.widgets import FleetGrid, Refresher
+from ocnb.widgets.snapshot import agents_snapshot, unpack
+
+
+@pytest.fixture
+def quiet_fleet() -> Iterator[ocnb.Fleet]:
+    with ocnb.demo(seed=2, run_rate=0, churn=False) as fleet:
+        yield fleet
+
+
+def test_the_grid_shows_every_agent_card(quiet_fleet: ocnb.Fleet) -> None:
+    grid = quiet_fleet.grid()
+    rows = unpack(grid._agents)
+    assert [row["agent_id"] for row in rows] == sorted(quiet_fleet.agents()["agent_id"])
+    assert {"status", "current_session", "cost_today", "activity"} <= set(rows[0])
+    assert all(len(row["activity"]) == 30 for row in rows)
+    assert grid._gateways[0]["status"] == "live"
+
+
+def test_nothing_is_sent_when_nothing_changed(quiet_fleet: ocnb.Fleet) -> None:
+    grid = FleetGrid(quiet_fleet)
+    assert grid.refresh() is False
+
+
+def test_a_thousand_store_changes_make_a_handful_of_sends(quiet_fleet: ocnb.Fleet) -> None:
+    grid = quiet_fleet.grid(refresh_hz=4)
+    refresher = quiet_fleet._refresher(None)
+    sends_before = refresher.sends
+    started = time.monotonic()
+    for n in range(1000):
+        row = {
+            "gateway": "demo",
+            "agent_id": "atlas",
+            "name": f"Atlas {n}",
+            "removed": False,
+            "version": 10**15 + n,
+        }
+        quiet_fleet.store.submit([Upsert("agents", row)])
+    quiet_fleet.store.flush()
+    wait_for(
+        lambda: unpack(grid._agents)[0]["name"] == "Atlas 999", 10, "the last change to arrive"
+    )
+    elapsed = time.monotonic() - started
+    sends = refresher.sends - sends_before
+    assert 1 <= sends <= 4 * elapsed + 2  # at most refresh_hz a second, plus the edges
+
+
+def test_the_refresher_survives_a_failing_widget() -> None:
+    class Broken:
+        def refresh(self) -> bool:
+            raise RuntimeError("boom")
+
+    class Counting:
+        calls = 0
+
+        def refresh(self) -> bool:
+            self.calls += 1
+            return True
+
+    refresher = Refresher(4)
+    broken, counting = Broken(), Counting()
+    refresher.add(broken)
+    refresher.add(counting)
+    refresher.changed()
+    wait_for(lambda: counting.calls >= 1)
+    assert "boom" in (refresher.last_error or "")
+    refresher.stop()
+
+
+def test_the_static_fallback_is_an_html_table_and_repr_stays_short(quiet_fleet: ocnb.Fleet) -> None:
+    grid = quiet_fleet.grid()
+    bundle = grid._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/html"].count("<tr>") == 1 + 8
+    assert len(repr(grid)) < 80
+
+
+def test_a_snapshot_of_2000_agents_stays_small() -> None:
+    gateway = DemoGateway(agents=2000, sessions=20_000, run_rate=0, churn=False)
+    with gateway, ocnb.connect(gateway.url, gateway.token, timeout=120) as fleet:
+        snapshot = agents_snapshot(fleet.store)
+    assert len(unpack(snapshot)) == 2000
+    assert len(snapshot) < 2000 * 400  # bytes: about 300 per agent
+
+
+def test_bad_options_are_refused(quiet_fleet: ocnb.Fleet) -> None:
+    with pytest.raises(ValueError, match="theme"):
+        quiet_fleet.grid(theme="neon")
+    with pytest.raises(ValueError, match="unknown columns"):
+        quiet_fleet.grid(columns=["agent", "mood"])
