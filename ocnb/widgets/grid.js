@@ -81,7 +81,7 @@ function render({ model, el }) {
       <span class="ocnb-count"></span>
       <span class="ocnb-pager"><button class="ocnb-prev" aria-label="previous page">‹</button><span class="ocnb-page"></span><button class="ocnb-next" aria-label="next page">›</button></span>
     </div>
-    <table><thead></thead><tbody></tbody></table>
+    <div class="ocnb-scroll"><table><thead></thead><tbody></tbody></table></div>
     <div class="ocnb-statusbar"></div>`;
   el.appendChild(root);
   const thead = root.querySelector("thead"), tbody = root.querySelector("tbody");

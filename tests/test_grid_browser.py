@@ -1,0 +1,180 @@
+"""The grid in a real browser: JupyterLab headless on loopback, driven by Debian's Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import wait_for
+from realgateway import free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = Path(os.environ.get("OCNB_ARTIFACTS", Path(__file__).parent.parent / ".artifacts"))
+CELLS = [
+    "import ocnb\n"
+    "fleet = ocnb.demo(seed=1, speed=4, run_rate=0.4, churn=False)\n"
+    "grid = fleet.grid()\n"
+    "grid",
+    "import time\ntime.sleep(30)",
+    "print('SELECTED', grid.selected)",
+]
+
+
+def notebook(cells: list[str]) -> dict[str, Any]:
+    return {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": source,
+                "outputs": [],
+                "execution_count": None,
+            }
+            for source in cells
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JupyterLab on a free loopback port with the grid notebook; yields the notebook URL."""
+    if not Path(CHROMIUM).exists():
+        message = "Chromium is not installed (scripts/test installs Debian's chromium)"
+        if os.environ.get("OCNB_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("lab")
+    (root / "grid.ipynb").write_text(json.dumps(notebook(CELLS)))
+    token, port = secrets.token_hex(16), free_port()
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
+        "JUPYTERLAB_SETTINGS_DIR": str(root / ".settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(root / ".workspaces"),
+        "OCNB_HOME": str(root / ".ocnb"),
+    }
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+        f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.collaborative=False",
+    ]  # fmt: skip
+    with (root / "lab.log").open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        import urllib.request
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api?token={token}", timeout=2
+                ):
+                    return True
+            except OSError:
+                return process.poll() is not None
+
+        wait_for(answers, 60, "JupyterLab to start")
+        assert process.poll() is None, (root / "lab.log").read_text()[-2000:]
+        yield f"http://127.0.0.1:{port}/lab/tree/grid.ipynb?token={token}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_the_grid_renders_refreshes_while_a_cell_sleeps_sorts_filters_and_selects(lab: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            run_grid_session(page, lab)
+        finally:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "grid.png"), full_page=True)
+            browser.close()
+
+
+def run_cell(page: Any, index: int) -> None:
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+
+
+def run_grid_session(page: Any, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-KernelStatus", timeout=60_000)
+    run_cell(page, 0)
+    rows = page.locator(".ocnb-grid tbody tr[data-agent]")
+    rows.first.wait_for(timeout=60_000)
+    wait_for(lambda: rows.count() == 8, 30, "all 8 demo agents")
+
+    run_cell(page, 1)  # sleeps for 30 s: the grid must keep changing meanwhile
+    sleeping = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-InputPrompt")
+    wait_for(lambda: "[*]" in sleeping.inner_text(), 20, "the sleep cell to run")
+    first = chips(page)
+    wait_for(
+        lambda: chips(page) != first and "[*]" in sleeping.inner_text(),
+        25,
+        "a status chip to change during the sleep",
+    )
+    colours = {
+        chip.evaluate("e => getComputedStyle(e).backgroundColor")
+        for chip in page.locator(".ocnb-chip").all()
+    }
+    assert len(colours) >= 2  # working and idle at least
+
+    names = [row.get_attribute("data-agent") for row in rows.all()]
+    assert names == sorted(names)  # by agent, ascending, to begin with
+    page.locator(".ocnb-grid th[data-column='agent']").click()  # the same column again: descending
+    names = [row.get_attribute("data-agent") for row in rows.all()]
+    assert names == sorted(names, reverse=True)
+    page.locator(".ocnb-grid th[data-column='sessions']").click()
+    counts = [int(row.locator("td").nth(5).inner_text()) for row in rows.all()]
+    assert counts == sorted(counts)
+    page.locator(".ocnb-filter").fill("cipher")
+    wait_for(lambda: rows.count() == 1, 10, "the filter to leave one agent")
+    page.locator(".ocnb-filter").fill("")
+    wait_for(lambda: rows.count() == 8, 10, "the filter to clear")
+
+    wait_for(lambda: "[*]" not in sleeping.inner_text(), 40, "the sleep to end")
+    page.locator(".ocnb-grid tbody tr[data-agent='beacon']").click()
+    wait_for(
+        lambda: page.locator(".ocnb-grid tr.ocnb-selected").count() == 1,
+        10,
+        "the row to be selected",
+    )
+    run_cell(page, 2)
+    output = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")
+    wait_for(lambda: "SELECTED" in output.inner_text(), 30, "the selection printed by the kernel")
+    assert "SELECTED beacon" in output.inner_text()
+
+
+def chips(page: Any) -> dict[str, str]:
+    """Each agent's status chip, as the browser shows it now."""
+    found = {}
+    for row in page.locator(".ocnb-grid tbody tr[data-agent]").all():
+        chip = row.locator(".ocnb-chip")
+        found[row.get_attribute("data-agent")] = (
+            chip.get_attribute("data-status") if chip.count() else None
+        )
+    return found
