@@ -104,9 +104,8 @@ class Fleet:
                         bar = tqdm(
                             total=feed.total_sessions, desc=f"sync {feed.name}", unit="sessions"
                         )
-                    if bar is not None:
-                        bar.n = feed.synced_sessions
-                        bar.refresh()
+                    if bar is not None and bar.n != feed.synced_sessions:
+                        bar.update(feed.synced_sessions - bar.n)
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError(
