@@ -84,12 +84,13 @@ CREATE OR REPLACE VIEW agent_cards AS
 WITH live AS (SELECT * FROM sessions WHERE NOT deleted),
 working AS (
     SELECT gateway, agent_id, arg_max(session_key, updated_at) AS current_session,
-           arg_max(active_run_id, updated_at) AS current_run, count(*) AS active_sessions
+           arg_max_null(active_run_id, updated_at) AS current_run, count(*) AS active_sessions
     FROM live WHERE has_active_run GROUP BY ALL
 ),
 last_run AS (
-    SELECT gateway, agent_id, arg_max(status, ended_at) AS last_run_status,
-           arg_max(last_run_error, ended_at) AS last_run_error
+    -- arg_max_null: a later run without an error clears the error (arg_max skips nulls)
+    SELECT gateway, agent_id, arg_max_null(status, ended_at) AS last_run_status,
+           arg_max_null(last_run_error, ended_at) AS last_run_error
     FROM live WHERE ended_at IS NOT NULL GROUP BY ALL
 ),
 counts AS (

@@ -225,3 +225,16 @@ def test_a_durable_store_keeps_every_committed_batch_after_kill_9(tmp_path: Path
         )  # type: ignore[index]
     finally:
         reopened.close()
+
+
+def test_an_agents_last_error_clears_after_a_later_successful_run(store: FleetStore) -> None:
+    store.submit(
+        [
+            Upsert("agents", {"gateway": "gw", "agent_id": "a", "removed": False, "version": 1}),
+            session(
+                "agent:a:one", 10, agent_id="a", status="failed", last_run_error="boom", ended_at=10
+            ),
+            session("agent:a:two", 20, agent_id="a", status="done", ended_at=20),
+        ]
+    )
+    assert one(store, "SELECT status, last_run_error FROM agent_cards") == [("idle", None)]

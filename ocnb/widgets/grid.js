@@ -1,4 +1,5 @@
 // FleetGrid: one row per agent, sortable, filterable, paged; refreshed by the kernel.
+// Loaded after arrow.js (grid.py joins the two files), which provides decodeArrow.
 const STATUSES = ["working", "idle", "error", "offline"];
 const LABELS = {
   agent: "agent", status: "status", current: "doing now", model: "model",
@@ -18,16 +19,7 @@ const SORT_KEYS = {
 };
 
 function decode(bytes) {
-  if (!bytes || bytes.byteLength === 0) return [];
-  const { columns, data } = JSON.parse(new TextDecoder().decode(bytes));
-  const count = columns.length ? data[columns[0]].length : 0;
-  const rows = [];
-  for (let i = 0; i < count; i++) {
-    const row = {};
-    for (const c of columns) row[c] = data[c][i];
-    rows.push(row);
-  }
-  return rows;
+  return bytes && bytes.byteLength ? decodeArrow(bytes).rows : [];
 }
 
 function ago(ms) {

@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from ocnb.fleet import Fleet
 
 HERE = Path(__file__).parent
+
+
+def _module(name: str) -> str:
+    """A widget's ESM: the Arrow reader, then the view (anywidget loads a single module)."""
+    return (HERE / "arrow.js").read_text() + "\n" + (HERE / name).read_text()
+
+
 DEFAULT_COLUMNS = [
     "agent", "status", "current", "model", "last_activity", "sessions", "tokens_today",
     "cost_today", "activity",
@@ -28,7 +35,7 @@ class FleetGrid(anywidget.AnyWidget):
     Click a row to select an agent (`grid.selected`); `grid.sessions()` shows its sessions.
     """
 
-    _esm = HERE / "grid.js"
+    _esm = _module("grid.js")
     _css = HERE / "grid.css"
     _agents = traitlets.Bytes(b"").tag(sync=True)
     _gateways: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
@@ -82,7 +89,7 @@ class FleetGrid(anywidget.AnyWidget):
 class SessionTable(anywidget.AnyWidget):
     """The sessions of one agent (`agent`), newest first."""
 
-    _esm = HERE / "sessions.js"
+    _esm = _module("sessions.js")
     _css = HERE / "grid.css"
     _sessions = traitlets.Bytes(b"").tag(sync=True)
     agent = traitlets.Unicode(None, allow_none=True).tag(sync=True)

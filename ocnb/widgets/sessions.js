@@ -1,9 +1,7 @@
 // SessionTable: the selected agent's sessions, newest first.
+// Loaded after arrow.js (grid.py joins the two files), which provides decodeArrow.
 function decode(bytes) {
-  if (!bytes || bytes.byteLength === 0) return [];
-  const { columns, data } = JSON.parse(new TextDecoder().decode(bytes));
-  const count = columns.length ? data[columns[0]].length : 0;
-  return Array.from({ length: count }, (_, i) => Object.fromEntries(columns.map((c) => [c, data[c][i]])));
+  return bytes && bytes.byteLength ? decodeArrow(bytes).rows : [];
 }
 
 function escape(text) {
