@@ -51,8 +51,10 @@ COMPARED_PREFIXES = (
 )  # fmt: skip
 Shape = Any
 # Keys that come and go on a real gateway from one run to the next: runtime diagnostics that
-# follow the machine's load or startup progress, and the update checker's findings.
-VOLATILE_KEYS = frozenset({"eventLoop", "modelRuntime", "updateSchedule", "updateAvailable"})
+# follow the machine's load or startup progress, cache refresh times, the update checker.
+VOLATILE_KEYS = frozenset(
+    {"eventLoop", "modelRuntime", "updateSchedule", "updateAvailable", "refreshedAt"}
+)
 
 
 def shape_of(value: Any) -> Shape:
@@ -231,8 +233,9 @@ def record_scenario(
         driver.abort(slow_key, slow_run)
         recorder.wait_for(run_finished(slow_run))
         label = f"rec-{uuid.uuid4().hex[:8]}"  # labels are unique on a gateway
-        driver.create_session(fast, f"agent:{fast}:scratch", label=label)
-        driver.delete_session(f"agent:{fast}:scratch")
+        driver.create_session(fast, f"agent:{fast}:{label}", label=label)  # kept: a labelled row
+        driver.create_session(fast, f"agent:{fast}:{label}-gone")
+        driver.delete_session(f"agent:{fast}:{label}-gone")
         for method, params in (
             ("agents.list", {}),
             ("sessions.list", {"limit": 500}),

@@ -230,6 +230,8 @@ def _session_row_v3(session: Session, *, partial: bool) -> dict[str, Any]:
             row.update(inputTokens=session.input_tokens, outputTokens=session.output_tokens)
         row.update(totalTokens=session.total_tokens, estimatedCostUsd=session.cost_usd)
     row["totalTokensFresh"] = session.input_tokens is not None
+    if session.label:
+        row.update(label=session.label, displayName=session.label)
     if session.status is not None:
         row.update(status=session.status, startedAt=session.started_at)
     if session.ended_at is not None and session.started_at is not None:
@@ -684,13 +686,23 @@ def usage_totals(sessions: list[Session]) -> dict[str, Any]:
     }
 
 
+def _cache_status(world: World) -> dict[str, Any]:
+    return {
+        "status": "fresh",
+        "cachedFiles": 1,
+        "pendingFiles": 0,
+        "staleFiles": 0,
+        "refreshedAt": world.now,
+    }
+
+
 def usage_cost(world: World, days: int) -> dict[str, Any]:
     totals = usage_totals(list(world.sessions.values()))
     today = dt.datetime.fromtimestamp(world.now / 1000, dt.UTC).date().isoformat()
     return {
         "updatedAt": world.now,
         "days": days,
-        "cacheStatus": {"status": "fresh", "cachedFiles": 1, "pendingFiles": 0, "staleFiles": 0},
+        "cacheStatus": _cache_status(world),
         "daily": [{"date": today, **totals}],
         "totals": totals,
     }
@@ -738,7 +750,7 @@ def sessions_usage(world: World, protocol: int) -> dict[str, Any]:
                 "errors": sum(1 for s in sessions if s.last_run_error),
             },
         },
-        "cacheStatus": {"status": "fresh", "cachedFiles": 1, "pendingFiles": 0, "staleFiles": 0},
+        "cacheStatus": _cache_status(world),
     }
 
 
