@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -90,14 +90,13 @@ class ClientStats:
     rpc_latency_ms_max: float = 0.0
     last_frame_at: float | None = None
     last_event_at: float | None = None
-    _latencies: list[float] = field(default_factory=list, repr=False)
 
     @property
     def rpc_latency_ms_mean(self) -> float | None:
         return self.rpc_latency_ms_total / self.rpc_calls if self.rpc_calls else None
 
     def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        data = asdict(self)
         data["rpc_latency_ms_mean"] = self.rpc_latency_ms_mean
         return data
 

@@ -302,20 +302,20 @@ class Ingestor:
             return []
         if data.get("reason") == "delete":
             return [self.session_gone(key, ts, _str(data.get("sessionId")))]
-        ops: list[Op] = []
         row = data.get("session")
-        if isinstance(row, dict):
-            upsert = self.session(row, partial=self.protocol < 4, version=ts)
-            if upsert is not None:
-                ops.append(upsert)
-        elif data.get("reason") == "create":  # v3 announces a new session without a row
+        ops = self._event_row(row, ts)
+        if row is None and data.get("reason") == "create":  # v3: a new session without a row
             upsert = self.session({"key": key, **data}, partial=True, version=ts)
-            if upsert is not None:
-                ops.append(upsert)
+            ops += [upsert] if upsert is not None else []
         phase, run_id = data.get("phase"), _str(data.get("runId"))
         if phase in ("end", "error") and run_id and isinstance(row, dict):
             ops.append(self._run_outcome(run_id, key, row))
         return ops
+
+    def _event_row(self, row: Any, version: int) -> list[Op]:
+        """The session row an event carries: complete on v4, partial and possibly stale on v3."""
+        upsert = self.session(row, partial=self.protocol < 4, version=version)
+        return [upsert] if upsert is not None else []
 
     def _run_outcome(self, run_id: str, key: str, row: dict[str, Any]) -> Upsert:
         """The session row after a run ends describes that run: tokens, cost, status, error."""
@@ -336,12 +336,7 @@ class Ingestor:
         )
 
     def _session_message(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
-        ops: list[Op] = []
-        row = data.get("session")
-        if isinstance(row, dict):
-            upsert = self.session(row, partial=self.protocol < 4, version=now)
-            if upsert is not None:
-                ops.append(upsert)
+        ops = self._event_row(data.get("session"), now)
         message = _dict(data.get("message"))
         usage = _dict(message.get("usage"))
         key = _str(data.get("sessionKey"))
