@@ -102,3 +102,17 @@ def test_bad_options_are_refused(quiet_fleet: ocnb.Fleet) -> None:
         quiet_fleet.grid(theme="neon")
     with pytest.raises(ValueError, match="unknown columns"):
         quiet_fleet.grid(columns=["agent", "mood"])
+
+
+def test_the_sparkline_counts_each_agents_recent_events() -> None:
+    with ocnb.demo(seed=4, speed=10, run_rate=0.5, churn=False) as fleet:
+        fleet.wait_until(lambda f: len(f.runs()) >= 5, 30)
+        cursor = fleet.store.cursor()
+        cursor.execute("BEGIN")  # both reads see the same committed state
+        rows = {row["agent_id"]: row for row in unpack(agents_snapshot(fleet.store))}
+        logged = fleet.sql(
+            "SELECT agent_id, count(*) AS n FROM events WHERE agent_id IS NOT NULL GROUP BY 1"
+        )
+        cursor.execute("COMMIT")
+    for record in logged.to_dict("records"):
+        assert sum(rows[record["agent_id"]]["activity"]) == record["n"]

@@ -17,7 +17,8 @@ SPARK_MINUTES = 30
 AGENTS = f"""
 WITH recent AS (
     SELECT gateway, agent_id,
-           (epoch(now()) - epoch(received_at)) // 60 AS minutes_ago, count(*) AS n
+           floor((epoch(now()) - epoch(received_at)) / 60)::INTEGER AS minutes_ago,
+           count(*) AS n
     FROM events
     WHERE agent_id IS NOT NULL AND received_at >= now() - INTERVAL {SPARK_MINUTES} MINUTE
     GROUP BY ALL
