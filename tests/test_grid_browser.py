@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -31,6 +32,12 @@ CELLS = [
     "grid",
     "import time\ntime.sleep(30)",
     "print('SELECTED', grid.selected)",
+]
+BIG_CELLS = [
+    "import ocnb\n"
+    "fleet = ocnb.demo(agents=2000, sessions=20000, run_rate=0.01, churn=False)\n"
+    "grid = fleet.grid()\n"
+    "grid",
 ]
 
 
@@ -71,6 +78,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         pytest.skip(message)
     root = tmp_path_factory.mktemp("lab")
     (root / "grid.ipynb").write_text(json.dumps(notebook(CELLS)))
+    (root / "big.ipynb").write_text(json.dumps(notebook(BIG_CELLS)))
     token, port = secrets.token_hex(16), free_port()
     env = {
         **os.environ,
@@ -107,18 +115,50 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_the_grid_renders_refreshes_while_a_cell_sleeps_sorts_filters_and_selects(lab: str) -> None:
+    with browser_page() as page:
+        try:
+            run_grid_session(page, lab)
+        finally:
+            screenshot(page, lab, "grid")
+
+
+def test_two_thousand_agents_page_without_freezing_the_browser(lab: str) -> None:
+    # `reset`: JupyterLab would otherwise reopen the first test's notebook beside this one.
+    url = lab.replace("grid.ipynb?", "big.ipynb?reset&")
+    with browser_page() as page:
+        try:
+            page.goto(url)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            run_cell(page, 0)
+            rows = page.locator(".ocnb-grid tbody tr[data-agent]")
+            rows.first.wait_for(timeout=90_000)
+            assert rows.count() == 100
+            assert page.locator(".ocnb-count").inner_text() == "2000 agents"
+            assert page.locator(".ocnb-page").inner_text() == "1/20"
+            page.locator(".ocnb-next").click()
+            assert page.locator(".ocnb-page").inner_text() == "2/20"
+            page.locator(".ocnb-filter").fill("zephyr")
+            wait_for(lambda: 0 < rows.count() < 100, 10, "the filter over 2,000 agents")
+        finally:
+            screenshot(page, lab, "grid-2000")
+
+
+@contextlib.contextmanager
+def browser_page() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            run_grid_session(page, lab)
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
         finally:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            name = "notebook-7" if "/notebooks/" in lab else "jupyterlab-4"
-            page.screenshot(path=str(ARTIFACTS / f"grid-{name}.png"), full_page=True)
             browser.close()
+
+
+def screenshot(page: Any, lab: str, name: str) -> None:
+    frontend = "notebook-7" if "/notebooks/" in lab else "jupyterlab-4"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{frontend}.png"), full_page=True)
 
 
 def run_cell(page: Any, index: int) -> None:
