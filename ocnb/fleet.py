@@ -92,30 +92,8 @@ class Fleet:
     def wait_until_live(self, timeout: float = 60.0, *, progress: bool = True) -> Fleet:
         """Block until every gateway is live, with a progress bar while a large sync runs."""
         deadline = time.monotonic() + timeout
-        bar = None
-        try:
-            for feed in self._feeds.values():
-                while feed.client.status != "live":
-                    if feed.client.status in ("failed", "closed"):
-                        feed.client.wait_until_live(0)
-                    if progress and bar is None and (feed.total_sessions or 0) > PROGRESS_THRESHOLD:
-                        from tqdm.auto import tqdm
-
-                        bar = tqdm(
-                            total=feed.total_sessions, desc=f"sync {feed.name}", unit="sessions"
-                        )
-                    if bar is not None and bar.n != feed.synced_sessions:
-                        bar.update(feed.synced_sessions - bar.n)
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(
-                            f"{feed.name} not live after {timeout:g} s "
-                            f"(status {feed.client.status}, last error: {feed.client.last_error!r})"
-                        )
-                    time.sleep(min(0.1, remaining))
-        finally:
-            if bar is not None:
-                bar.close()
+        for feed in self._feeds.values():
+            _wait_for_feed(feed, deadline, timeout, progress)
         self.store.flush(max(1.0, deadline - time.monotonic()))
         return self
 
@@ -319,6 +297,33 @@ class Fleet:
             f"<table><tr><th>gateway</th><th>url</th><th>status</th><th>server</th></tr>{rows}"
             "</table></div>"
         )
+
+
+def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress: bool) -> None:
+    """Wait for one gateway to be live; show its sync's progress when it is a large one."""
+    bar = None
+    try:
+        while feed.client.status != "live":
+            if feed.client.status in ("failed", "closed"):
+                feed.client.wait_until_live(0)  # raises the client's error
+            if progress and bar is None and (feed.total_sessions or 0) > PROGRESS_THRESHOLD:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=feed.total_sessions, desc=f"sync {feed.name}", unit="sessions")
+            if bar is not None and bar.n != feed.synced_sessions:
+                bar.update(feed.synced_sessions - bar.n)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{feed.name} not live after {timeout:g} s "
+                    f"(status {feed.client.status}, last error: {feed.client.last_error!r})"
+                )
+            time.sleep(min(0.1, remaining))
+        if bar is not None and feed.total_sessions is not None:  # live: the sync is complete
+            bar.update(feed.total_sessions - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _gateway_name(url: str) -> str:
