@@ -406,14 +406,14 @@ class GatewayClient:
             if time.monotonic() - started >= self.backoff.healthy_after:
                 attempt = 0
             if self._restart_expected is not None:
-                attempt, delay = 0, self._restart_expected
+                attempt, delay = 0, min(self._restart_expected, self.backoff.maximum)
                 self._restart_expected = None
             if delay is None:
                 delay = self.backoff.delay(attempt, self._rng)
                 attempt += 1
             self._set_status("reconnecting" if self.stats.connects else "connecting")
             log.info("%s: next attempt in %.1f s", self.url, delay)
-            await asyncio.sleep(min(delay, self.backoff.maximum))
+            await asyncio.sleep(delay)  # a gateway's retryAfterMs is honoured in full
 
     async def _connection(self) -> None:
         """One connection, from the socket opening to its close."""
