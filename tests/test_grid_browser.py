@@ -9,6 +9,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,9 +163,18 @@ def screenshot(page: Any, lab: str, name: str) -> None:
 
 
 def run_cell(page: Any, index: int) -> None:
+    """Run one cell; press again if the kernel was not ready to take it (prompt still `[ ]`)."""
     cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
+    prompt = cell.locator(".jp-InputPrompt")
+    for _ in range(12):
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if "[ ]" not in prompt.inner_text():
+                return
+            page.wait_for_timeout(100)
+    pytest.fail(f"cell {index} never started to run")
 
 
 def run_grid_session(page: Any, url: str) -> None:
