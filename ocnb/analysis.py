@@ -62,25 +62,29 @@ def activity(fleet: Fleet, every: str = "5min", by: str = "agent") -> pd.DataFra
 
 def token_usage(fleet: Fleet, every: str = "1h", by: str = "agent") -> pd.DataFrame:
     """Tokens per time bucket, by agent, model or gateway, from per-message usage as seen."""
-    column = _group(by, USAGE_GROUPS)
-    return fleet.sql(
-        f"SELECT time_bucket(to_microseconds($width), ts) AS bucket, {column} AS {by}, "  # noqa: S608 - a fixed column
+    sums = (
         "sum(input_tokens)::BIGINT AS input_tokens, sum(output_tokens)::BIGINT AS output_tokens, "
-        "sum(total_tokens)::BIGINT AS total_tokens, count(*) AS messages "
-        "FROM usage GROUP BY ALL ORDER BY bucket, 2",
-        width=_bucket_us(every),
+        "sum(total_tokens)::BIGINT AS total_tokens, count(*) AS messages"
     )
+    return fleet.sql(f"{_usage_buckets(by, sums)} ORDER BY bucket, 2", width=_bucket_us(every))
 
 
 def cost(fleet: Fleet, every: str = "1h", by: str = "agent") -> pd.DataFrame:
     """Cost in USD per time bucket, by agent, model or gateway, with a running total."""
-    column = _group(by, USAGE_GROUPS)
+    buckets = _usage_buckets(by, "sum(cost_usd) AS cost_usd")
     return fleet.sql(
-        f"SELECT bucket, {by}, cost_usd, sum(cost_usd) OVER (PARTITION BY {by} ORDER BY bucket) "  # noqa: S608 - a fixed column
-        "AS cumulative_usd FROM ("
-        f"SELECT time_bucket(to_microseconds($width), ts) AS bucket, {column} AS {by}, "
-        "sum(cost_usd) AS cost_usd FROM usage GROUP BY ALL) ORDER BY bucket, 2",
+        f"SELECT bucket, {by}, cost_usd, sum(cost_usd) OVER (PARTITION BY {by} ORDER BY bucket) "  # noqa: S608 - fixed names
+        f"AS cumulative_usd FROM ({buckets}) ORDER BY bucket, 2",
         width=_bucket_us(every),
+    )
+
+
+def _usage_buckets(by: str, sums: str) -> str:
+    """The `usage` table summed per `$width` bucket and per agent, model or gateway."""
+    column = _group(by, USAGE_GROUPS)
+    return (
+        f"SELECT time_bucket(to_microseconds($width), ts) AS bucket, {column} AS {by}, {sums} "  # noqa: S608 - fixed names
+        "FROM usage GROUP BY ALL"
     )
 
 

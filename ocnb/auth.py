@@ -130,6 +130,11 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+def b64url_decode(text: str) -> bytes:
+    """Bytes from base64url without padding (how device keys and signatures travel)."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 class DeviceIdentity:
     """A persistent ed25519 key; its id (SHA-256 of the public key) is the pairing identity."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ocnb import protocol
+from ocnb.auth import b64url_decode
 from ocnb.demo.refusals import Refusal, as_object, invalid_params
 from ocnb.secret import Secret
 
@@ -125,7 +125,7 @@ class Admission:
             return Refusal("INVALID_REQUEST", message, {"code": code})
 
         try:
-            public = _unb64url(device["publicKey"])
+            public = b64url_decode(device["publicKey"])
             device_id = hashlib.sha256(public).hexdigest()
             if device.get("id") != device_id:
                 raise refuse("device identity mismatch", "DEVICE_AUTH_DEVICE_ID_MISMATCH")
@@ -146,14 +146,10 @@ class Admission:
                 platform=client.get("platform", ""),
                 device_family=client.get("deviceFamily", ""),
             )
-            signature = _unb64url(device["signature"])
+            signature = b64url_decode(device["signature"])
             Ed25519PublicKey.from_public_bytes(public).verify(signature, message.encode())
         except Refusal:
             raise
         except (InvalidSignature, KeyError, ValueError, TypeError) as exc:
             raise refuse("device signature invalid", "DEVICE_AUTH_SIGNATURE_INVALID") from exc
         return device_id
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

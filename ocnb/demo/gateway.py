@@ -174,11 +174,15 @@ class DemoGateway:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def _open(self) -> None:
+    async def _listen(self) -> None:
+        """Open the listening socket (on `port`, or a free one the first time)."""
         self._server = await serve(
             self._serve_peer, "127.0.0.1", self.port, compression=None, max_size=MAX_FRAME_BYTES
         )
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _open(self) -> None:
+        await self._listen()
         self._spawn(self._simulate())
 
     async def _close(self, reason: str = "gateway stopping") -> None:
@@ -265,9 +269,7 @@ class DemoGateway:
             self._server.close()
             await self._server.wait_closed()
             await asyncio.sleep(downtime)
-            self._server = await serve(
-                self._serve_peer, "127.0.0.1", self.port, compression=None, max_size=MAX_FRAME_BYTES
-            )
+            await self._listen()
 
         self._call(restart)
 
