@@ -8,6 +8,7 @@ Its handlers run on the client's loop thread: they turn each event into store op
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Coroutine
@@ -23,13 +24,22 @@ from ocnb.store import FleetStore
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
-V3_LIMIT = 1_000_000
+NO_LIMIT = 1_000_000  # "everything" where a method has no paging
 ROSTER_DEBOUNCE = 0.5
 DESCRIBE_DEBOUNCE = 0.25
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def all_time_usage_params(protocol: int) -> dict[str, Any]:
+    """`sessions.usage` for every session and all time: the gateway's defaults are the 50 most
+    recent sessions and the last 30 days. v3 has no `range`, so it gets explicit dates."""
+    if protocol >= 4:
+        return {"agentScope": "all", "range": "all", "limit": NO_LIMIT}
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    return {"startDate": "1970-01-01", "endDate": tomorrow.isoformat(), "limit": NO_LIMIT}
 
 
 class GatewayFeed:
@@ -79,7 +89,7 @@ class GatewayFeed:
             if self.ingestor.protocol >= 4:
                 params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
             else:  # v3 has no offset: one large page
-                params = {"limit": V3_LIMIT}
+                params = {"limit": NO_LIMIT}
             page = await self.client.acall("sessions.list", params)
             if started is None:
                 started = page.get("ts") if isinstance(page.get("ts"), int) else _now_ms()
@@ -95,13 +105,17 @@ class GatewayFeed:
         self.store.submit([Sweep("sessions", self.name, frozenset(keys), started)])
 
     async def _sync_usage(self) -> None:
-        params: dict[str, Any] = {"agentScope": "all"} if self.ingestor.protocol >= 4 else {}
+        """Lifetime spend per session. The answer is timed by the gateway's `updatedAt` (it may
+        come from the gateway's usage cache); live messages after that time add to it."""
+        params = all_time_usage_params(self.ingestor.protocol)
         try:
             payload = await self.client.acall("sessions.usage", params, timeout=60)
         except OcnbError as exc:  # optional: totals then start from what is seen live
             log.warning("%s: no sessions.usage (%s); totals count from now on", self.name, exc)
             return
-        self.store.submit(self.ingestor.usage_baseline(payload, _now_ms()))
+        as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
+        as_of = as_of if isinstance(as_of, int) else _now_ms()
+        self.store.submit(self.ingestor.usage_baseline(payload, as_of))
 
     async def _refresh_roster(self) -> None:
         as_of = _now_ms()

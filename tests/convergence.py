@@ -61,8 +61,11 @@ def differences(fleet: Fleet, client: GatewayClient, gateway: str) -> list[str]:
 
 
 def usage_differences(fleet: Fleet, client: GatewayClient, gateway: str) -> list[str]:
-    """Per-agent token and cost totals of live sessions against the gateway's `sessions.usage`."""
-    params = {"agentScope": "all"} if (client.protocol or 4) >= 4 else {}
+    """Per-agent token and cost totals of live sessions against the gateway's `sessions.usage`
+    for every session and all time."""
+    params: dict[str, object] = {"startDate": "2000-01-01", "endDate": "2100-01-01", "limit": 10**5}
+    if (client.protocol or 4) >= 4:
+        params["agentScope"] = "all"
     payload = client.call("sessions.usage", params)
     theirs: dict[str, tuple[int, float]] = {}
     for entry in payload.get("sessions", []):

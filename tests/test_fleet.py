@@ -151,6 +151,17 @@ def test_two_gateways_share_one_store() -> None:
             assert len(fleet.call("agents.list", gateway="two")["agents"]) == 3
 
 
+def test_spend_covers_every_session_not_the_gateways_default_fifty() -> None:
+    gateway = DemoGateway(seed=6, sessions=120, run_rate=0, churn=False)
+    with gateway, ocnb.connect(gateway.url, gateway.token, name="gw") as fleet:
+        fleet.store.flush()
+        baseline = fleet.sql("SELECT sum(total_tokens)::BIGINT AS tokens, count(*) AS n FROM spend")
+        world = gateway.world.sessions.values()
+        assert baseline.to_dict("records") == [
+            {"tokens": sum(s.lifetime_input + s.lifetime_output for s in world), "n": 120}
+        ]
+
+
 def test_a_durable_store_reopens_and_keeps_appending(tmp_path: Path) -> None:
     path = tmp_path / "fleet.duckdb"
     with ocnb.demo(store=path, seed=3, run_rate=0) as fleet:

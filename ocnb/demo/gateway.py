@@ -291,18 +291,21 @@ class DemoGateway:
     # --- the scenario --------------------------------------------------------------------------
 
     async def _simulate(self) -> None:
+        """Scenario time follows the wall clock times `speed`, so the world's timestamps agree
+        with the clients' clocks (a firehose instead steps 100 ms per turn of the loop)."""
         step_ms = 100
-        last_health = time.monotonic()
-        last_tick = time.monotonic()
+        last_health = last_tick = last_step = time.monotonic()
+        owed_ms = 0.0
         while True:
-            if not self.firehose:
-                await asyncio.sleep(step_ms / 1000)
-            else:
-                await asyncio.sleep(0)
+            await asyncio.sleep(0 if self.firehose else step_ms / 1000)
             now = time.monotonic()
+            elapsed_ms = step_ms if self.firehose else (now - last_step) * 1000
+            owed_ms += elapsed_ms * self.speed
+            last_step, advance = now, int(owed_ms)
+            owed_ms -= advance
             try:
                 if not self._paused:
-                    await self._publish(self.world.advance(int(step_ms * self.speed)))
+                    await self._publish(self.world.advance(advance))
             except Exception:
                 self.internal_errors += 1
                 log.exception("demo gateway: scenario step failed")

@@ -111,11 +111,13 @@ class Methods:
         return {"session": row}, []
 
     def sessions_usage(self, caller: Caller, params: dict[str, Any]) -> Result:
-        allowed: tuple[str, ...] = ("agentId", "startDate", "endDate", "limit")
+        allowed: tuple[str, ...] = ("key", "startDate", "endDate", "mode", "utcOffset", "limit")
+        allowed += ("includeContextWeight",)
         if self.protocol >= 4:
-            allowed += ("agentScope",)
+            allowed += ("agentId", "agentScope", "creatorKey", "range", "groupBy", "timeZone")
         closed("sessions.usage", params, allowed)
-        return payloads.sessions_usage(self.world, self.protocol), []
+        limit = integer("sessions.usage", params, "limit", minimum=1, default=50)
+        return payloads.sessions_usage(self.world, self.protocol, limit), []
 
     def health(self, caller: Caller, params: dict[str, Any]) -> Result:
         return payloads.health(self.world, self.protocol, rpc=True), []

@@ -708,15 +708,16 @@ def usage_cost(world: World, days: int) -> dict[str, Any]:
     }
 
 
-def sessions_usage(world: World, protocol: int) -> dict[str, Any]:
-    """Lifetime tokens and cost per session, with per-agent aggregates."""
+def sessions_usage(world: World, protocol: int, limit: int) -> dict[str, Any]:
+    """Lifetime tokens and cost per session (the `limit` most recently updated, as the real
+    gateway lists them), with totals and per-agent aggregates over all sessions."""
     today = dt.datetime.fromtimestamp(world.now / 1000, dt.UTC).date().isoformat()
-    sessions = list(world.sessions.values())
+    sessions = sorted(world.sessions.values(), key=lambda s: s.updated_at, reverse=True)
     by_agent: dict[str, list[Session]] = {}
     for session in sessions:
         by_agent.setdefault(session.agent_id, []).append(session)
     rows = []
-    for session in sessions:
+    for session in sessions[:limit]:
         row: dict[str, Any] = {
             "key": session.key,
             "sessionId": session.session_id,
