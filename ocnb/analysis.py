@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ocnb.history import as_utc
+from ocnb.history import fleet_at as fleet_at  # the fleet at a past moment, with these helpers
+
 if TYPE_CHECKING:
     from ocnb.fleet import Fleet
 
@@ -110,7 +113,4 @@ def session_timeline(fleet: Fleet, key: str) -> pd.DataFrame:
 
 
 def _timestamp(value: Any) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+    return None if value is None else as_utc(value)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ocnb.client import GatewayClient, Status
 from ocnb.errors import OcnbError
-from ocnb.ingest import Ingestor, Op, Sweep
+from ocnb.ingest import Ingestor, Op, Upsert
 from ocnb.protocol import Event
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 500
 NO_LIMIT = 1_000_000  # "everything" where a method has no paging
 ROSTER_DEBOUNCE = 0.5
-DESCRIBE_DEBOUNCE = 0.25
+DESCRIBE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # until a v3 row is as new as a run's end
 
 
 def _now_ms() -> int:
@@ -57,13 +57,13 @@ class GatewayFeed:
         self.client = client
         self.store = store
         self.name = name
-        self.ingestor = Ingestor(name)
+        self.ingestor = Ingestor(name, ordinal=time.time_ns() // 1000)  # rises across restarts
         self.synced_sessions = 0
         self.total_sessions: int | None = None
         self.syncs = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._roster_pending = False
-        self._describe_pending: set[str] = set()
+        self._describe_pending: dict[str, int] = {}  # session key -> wanted updatedAt
         client.on_any(self._on_event)
         client.on_status(self._on_status)
 
@@ -73,7 +73,6 @@ class GatewayFeed:
         """Read the whole fleet: roster, every session page, usage; sweep what vanished."""
         hello = client.hello
         assert hello is not None
-        self.ingestor.protocol = hello.protocol
         self.store.submit(self.ingestor.hello(hello, client.url, _now_ms()))
         await self._refresh_roster()
         await self._sync_sessions()
@@ -93,8 +92,8 @@ class GatewayFeed:
             page = await self.client.acall("sessions.list", params)
             if started is None:
                 started = page.get("ts") if isinstance(page.get("ts"), int) else _now_ms()
-            ops = self.ingestor.sessions_page(page)
-            keys.update(op.row["session_key"] for op in ops)
+            ops = self.ingestor.synced("sessions.list", page, received_at=_now_ms())
+            keys.update(op.row["session_key"] for op in ops if isinstance(op, Upsert))
             self.store.submit(ops)
             self.synced_sessions = len(keys)
             total = page.get("totalCount")
@@ -102,7 +101,10 @@ class GatewayFeed:
             next_offset = page.get("nextOffset") if self.ingestor.protocol >= 4 else None
             offset = next_offset if isinstance(next_offset, int) and next_offset > offset else None
         assert started is not None
-        self.store.submit([Sweep("sessions", self.name, frozenset(keys), started)])
+        swept = {"keep": sorted(keys)}
+        self.store.submit(
+            self.ingestor.synced("sessions.swept", swept, received_at=_now_ms(), as_of=started)
+        )
 
     async def _sync_usage(self) -> None:
         """Lifetime spend per session. The answer is timed by the gateway's `updatedAt` (it may
@@ -114,13 +116,18 @@ class GatewayFeed:
             log.warning("%s: no sessions.usage (%s); totals count from now on", self.name, exc)
             return
         as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
-        as_of = as_of if isinstance(as_of, int) else _now_ms()
-        self.store.submit(self.ingestor.usage_baseline(payload, as_of))
+        now = _now_ms()
+        as_of = as_of if isinstance(as_of, int) else now
+        self.store.submit(
+            self.ingestor.synced("sessions.usage", payload, received_at=now, as_of=as_of)
+        )
 
     async def _refresh_roster(self) -> None:
         as_of = _now_ms()
         payload = await self.client.acall("agents.list")
-        self.store.submit(self.ingestor.agents(payload, as_of))
+        self.store.submit(
+            self.ingestor.synced("agents.list", payload, received_at=_now_ms(), as_of=as_of)
+        )
 
     # --- live events (on the loop thread) -------------------------------------------------
 
@@ -146,13 +153,14 @@ class GatewayFeed:
             )
             key = data.get("sessionKey")
             if phase in ("end", "error") and isinstance(key, str):
-                self._schedule_describe(key)  # v3 may send no sessions.changed when a run fails
+                # v3 saves a run's tokens after announcing its end, and may not say so later
+                ended = data["data"].get("endedAt") or data.get("ts")
+                self._schedule_describe(key, ended if isinstance(ended, int) else 0)
 
     def _on_status(self, status: Status) -> None:
         error = self.client.last_error
-        self.store.submit(
-            [self.ingestor.gateway_row(status=status, last_error=str(error) if error else None)]
-        )
+        change = {"status": status, "lastError": str(error) if error else None}
+        self.store.submit(self.ingestor.synced("status", change, received_at=_now_ms()))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -172,20 +180,26 @@ class GatewayFeed:
         except OcnbError as exc:
             log.warning("%s: agents.list after a roster change failed: %s", self.name, exc)
 
-    def _schedule_describe(self, key: str) -> None:
-        if key not in self._describe_pending:
-            self._describe_pending.add(key)
+    def _schedule_describe(self, key: str, fresh_from: int = 0) -> None:
+        """Re-read a v3 session row soon, and again until its `updatedAt` reaches `fresh_from`."""
+        pending = self._describe_pending.get(key)
+        self._describe_pending[key] = max(fresh_from, pending or 0)
+        if pending is None:
             self._spawn(self._describe_later(key))
 
     async def _describe_later(self, key: str) -> None:
-        await asyncio.sleep(DESCRIBE_DEBOUNCE)
-        self._describe_pending.discard(key)
-        try:
-            answer = await self.client.acall("sessions.describe", {"key": key})
-        except OcnbError as exc:
-            log.warning("%s: sessions.describe %s failed: %s", self.name, key, exc)
-            return
-        row = answer.get("session") if isinstance(answer, dict) else None
-        upsert = self.ingestor.session(row, partial=False, version=_now_ms())
-        if upsert is not None:
-            self.store.submit([upsert])
+        for delay in DESCRIBE_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                answer = await self.client.acall("sessions.describe", {"key": key})
+            except OcnbError as exc:
+                log.warning("%s: sessions.describe %s failed: %s", self.name, key, exc)
+                break
+            row = answer.get("session") if isinstance(answer, dict) else None
+            if not isinstance(row, dict):
+                break
+            self.store.submit(self.ingestor.synced("sessions.describe", row, received_at=_now_ms()))
+            updated = row.get("updatedAt")
+            if not isinstance(updated, int) or updated >= self._describe_pending[key]:
+                break
+        self._describe_pending.pop(key, None)

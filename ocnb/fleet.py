@@ -18,6 +18,7 @@ from ocnb.auth import resolve_url
 from ocnb.client import GatewayClient
 from ocnb.demo import DemoGateway
 from ocnb.feed import GatewayFeed
+from ocnb.history import as_utc
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
 
@@ -28,7 +29,17 @@ log = logging.getLogger(__name__)
 
 NOTIFY_INTERVAL = 0.25
 PROGRESS_THRESHOLD = 1000
-TABLES = ("gateways", "agents", "sessions", "runs", "usage", "session_usage", "presence", "events")
+TABLES = (
+    "gateways",
+    "agents",
+    "sessions",
+    "runs",
+    "usage",
+    "session_usage",
+    "presence",
+    "events",
+    "sync_log",
+)
 
 
 class Fleet:
@@ -134,9 +145,7 @@ class Fleet:
         self, since: Any = None, kinds: Sequence[str] | None = None, limit: int | None = None
     ) -> pd.DataFrame:
         """The event log, oldest first: `since` a timestamp, only `kinds`, at most `limit`."""
-        since_ts = None if since is None else pd.Timestamp(since)
-        if since_ts is not None and since_ts.tzinfo is None:
-            since_ts = since_ts.tz_localize("UTC")
+        since_ts = None if since is None else as_utc(since)
         query = (
             "SELECT * FROM events WHERE ($since IS NULL OR received_at >= $since) "
             "AND ($kinds IS NULL OR list_contains($kinds, event)) ORDER BY received_at, seq"

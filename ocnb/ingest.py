@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ class Upsert:
 class Append:
     """Append a row to a log table; `usage` rows with a known key are skipped."""
 
-    table: Literal["events", "usage"]
+    table: Literal["events", "usage", "sync_log"]
     row: dict[str, Any]
 
 
@@ -90,11 +91,90 @@ def _dict(value: Any) -> dict[str, Any]:
 
 @dataclass
 class Ingestor:
-    """Turns one gateway's payloads into operations; keeps what it needs to notice changes."""
+    """Turns one gateway's payloads into operations; keeps what it needs to notice changes.
+
+    Every input is logged with an `ordinal` (rising from the one given): events in `events`,
+    everything else (sync answers, status changes) in `sync_log`. Fed those logs again in
+    ordinal order, a fresh ingestor rebuilds the same state (see `ocnb.history`).
+    """
 
     gateway: str
     protocol: int = 4
     agent_ids: frozenset[str] = field(default_factory=frozenset)
+    ordinal: int = 0
+
+    def _next_ordinal(self) -> int:
+        self.ordinal += 1
+        return self.ordinal
+
+    # --- logged inputs ----------------------------------------------------------------------
+
+    def synced(
+        self, kind: str, payload: Any, *, received_at: int, as_of: int | None = None
+    ) -> list[Op]:
+        """A non-event input (`SYNC_KINDS`), logged, then turned into operations; `as_of` is the
+        time the answer describes (default: when it was received)."""
+        as_of = received_at if as_of is None else as_of
+        entry = {
+            "gateway": self.gateway,
+            "ordinal": self._next_ordinal(),
+            "received_at": received_at,
+            "as_of": as_of,
+            "kind": kind,
+            "payload": json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        }
+        return [Append("sync_log", entry), *_SYNC_HANDLERS[kind](self, payload, as_of)]
+
+    def hello(self, hello: Hello, url: str, now_ms: int) -> list[Op]:
+        """What `hello-ok` tells: the gateway itself and its presence snapshot (logged without
+        the hello's auth block)."""
+        snapshot = hello.snapshot
+        versions = _dict(snapshot.get("stateVersion"))
+        presence = snapshot.get("presence")
+        facts = {
+            "url": url,
+            "protocol": hello.protocol,
+            "serverVersion": hello.server_version,
+            "presence": presence if isinstance(presence, list) else None,
+            "presenceVersion": _int(versions.get("presence")) or 0,
+        }
+        return self.synced("hello", facts, received_at=now_ms)
+
+    def _hello(self, facts: Any, now_ms: int) -> list[Op]:
+        facts = _dict(facts)
+        self.protocol = _int(facts.get("protocol")) or self.protocol
+        ops: list[Op] = [
+            self.gateway_row(
+                url=_str(facts.get("url")),
+                protocol=self.protocol,
+                server_version=_str(facts.get("serverVersion")),
+                connected_at=now_ms,
+            )
+        ]
+        presence = facts.get("presence")
+        if isinstance(presence, list):
+            ops.append(self.presence(presence, _int(facts.get("presenceVersion")) or 0))
+        return ops
+
+    def _page(self, page: Any, as_of: int) -> list[Op]:
+        return list(self.sessions_page(page))
+
+    def _swept(self, payload: Any, started: int) -> list[Op]:
+        keep = _dict(payload).get("keep")
+        keys = frozenset(k for k in keep if isinstance(k, str)) if isinstance(keep, list) else None
+        return [] if keys is None else [Sweep("sessions", self.gateway, keys, started)]
+
+    def _described(self, row: Any, version: int) -> list[Op]:
+        upsert = self.session(row, partial=False, version=version)
+        return [] if upsert is None else [upsert]
+
+    def _status(self, payload: Any, now_ms: int) -> list[Op]:
+        payload = _dict(payload)
+        return [
+            self.gateway_row(
+                status=_str(payload.get("status")), last_error=_str(payload.get("lastError"))
+            )
+        ]
 
     # --- session rows ---------------------------------------------------------------------------
 
@@ -199,24 +279,6 @@ class Ingestor:
     def gateway_row(self, **fields: Any) -> Upsert:
         return Upsert("gateways", {"gateway": self.gateway, **fields})
 
-    def hello(self, hello: Hello, url: str, now_ms: int) -> list[Op]:
-        """What `hello-ok` tells: the gateway itself and its presence snapshot."""
-        snapshot = hello.snapshot
-        versions = _dict(snapshot.get("stateVersion"))
-        ops: list[Op] = [
-            self.gateway_row(
-                url=url,
-                protocol=hello.protocol,
-                server_version=hello.server_version,
-                connected_at=now_ms,
-            )
-        ]
-        presence = snapshot.get("presence")
-        if isinstance(presence, list):
-            version = _int(versions.get("presence")) or 0
-            ops.append(self.presence(presence, version))
-        return ops
-
     def presence(self, entries: list[Any], version: int) -> ReplacePresence:
         rows = []
         for entry in entries:
@@ -287,6 +349,10 @@ class Ingestor:
                     "session_key": session_key,
                     "run_id": run_id,
                     "payload": json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                    "state_version": None
+                    if event.state_version is None
+                    else json.dumps(event.state_version, separators=(",", ":")),
+                    "ordinal": self._next_ordinal(),
                 },
             )
         ]
@@ -457,3 +523,14 @@ _EVENT_HANDLERS = {
     "chat": Ingestor._chat,
     "presence": Ingestor._presence,
 }
+
+_SYNC_HANDLERS: dict[str, Callable[[Ingestor, Any, int], list[Op]]] = {
+    "hello": Ingestor._hello,
+    "status": Ingestor._status,
+    "agents.list": Ingestor.agents,
+    "sessions.list": Ingestor._page,
+    "sessions.swept": Ingestor._swept,
+    "sessions.usage": Ingestor.usage_baseline,
+    "sessions.describe": Ingestor._described,
+}
+SYNC_KINDS = frozenset(_SYNC_HANDLERS)

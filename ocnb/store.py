@@ -71,7 +71,11 @@ CREATE TABLE IF NOT EXISTS presence (
 );
 CREATE TABLE IF NOT EXISTS events (
     gateway VARCHAR, seq BIGINT, received_at TIMESTAMPTZ, event VARCHAR, agent_id VARCHAR,
-    session_key VARCHAR, run_id VARCHAR, payload JSON
+    session_key VARCHAR, run_id VARCHAR, payload JSON, state_version JSON, ordinal BIGINT
+);
+CREATE TABLE IF NOT EXISTS sync_log (
+    gateway VARCHAR, ordinal BIGINT, received_at TIMESTAMPTZ, as_of BIGINT, kind VARCHAR,
+    payload JSON
 );
 CREATE OR REPLACE VIEW spend AS
     SELECT gateway, session_key, agent_id, total_tokens, cost_usd, as_of AS ts, true AS baseline
@@ -132,6 +136,7 @@ KEYS = {
     "usage": ("gateway", "message_id"),
     "session_usage": ("gateway", "session_key"),
 }
+LOGS = ("events", "sync_log")  # append-only, no key
 ARROW_TYPES = {
     "VARCHAR": pa.string(),
     "JSON": pa.string(),
@@ -171,7 +176,7 @@ class FleetStore:
                     for name, kind, *_ in self._con.execute(f"DESCRIBE {table}").fetchall()
                 ]
             )
-            for table in (*KEYS, "presence", "events")
+            for table in (*KEYS, *LOGS, "presence")
         }
         self._upsert_clauses = {t: _upsert_clause(t, self._schemas[t].names) for t in KEYS}
         self._local = threading.local()
@@ -259,7 +264,7 @@ class FleetStore:
                 log.exception("ocnb store listener %r failed", listener)
 
     def _apply(self, ops: list[Op]) -> None:
-        appends: dict[str, list[dict[str, Any]]] = {"events": [], "usage": []}
+        appends: dict[str, list[dict[str, Any]]] = {"events": [], "usage": [], "sync_log": []}
         upserts: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in KEYS}
         presence: dict[str, ReplacePresence] = {}
         sweeps: list[Sweep] = []
@@ -279,8 +284,9 @@ class FleetStore:
         con = self._writer_cursor
         con.execute("BEGIN")
         try:
-            if appends["events"]:
-                self._insert(con, "events", appends["events"], "")
+            for log_table in LOGS:
+                if appends[log_table]:
+                    self._insert(con, log_table, appends[log_table], "")
             if appends["usage"]:
                 rows = list({(r["gateway"], r["message_id"]): r for r in appends["usage"]}.values())
                 self._insert(con, "usage", rows, " ON CONFLICT DO NOTHING")
