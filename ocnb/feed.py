@@ -129,6 +129,11 @@ class GatewayFeed:
             self.ingestor.synced("agents.list", payload, received_at=_now_ms(), as_of=as_of)
         )
 
+    @property
+    def follow_ups(self) -> int:
+        """Reads in flight or waiting that events asked for (roster refetch, v3 describes)."""
+        return len(self._tasks)
+
     # --- live events (on the loop thread) -------------------------------------------------
 
     def _on_event(self, event: Event) -> None:

@@ -100,6 +100,11 @@ class Fleet:
                 return feed.client.last_error
         return self.store.stats.last_error
 
+    @property
+    def settled(self) -> bool:
+        """No gateway has a follow-up read pending (a roster refetch, a v3 session re-read)."""
+        return not any(feed.follow_ups for feed in self._feeds.values())
+
     def wait_until_live(self, timeout: float = 60.0, *, progress: bool = True) -> Fleet:
         """Block until every gateway is live, with a progress bar while a large sync runs."""
         deadline = time.monotonic() + timeout

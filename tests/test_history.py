@@ -6,6 +6,8 @@ import time
 
 import pandas as pd
 from helpers import wait_for
+from targets import Target
+from test_fleet import runs_finished
 
 import ocnb
 from ocnb import Fleet
@@ -16,8 +18,8 @@ from ocnb.demo import DemoGateway
 def snapshot(fleet: Fleet) -> dict[str, pd.DataFrame]:
     """Everything a user reads about the fleet's state, in a stable order."""
     return {
-        "agents": fleet.agents(),
         "sessions": fleet.sessions(deleted=True).sort_values(["gateway", "session_key"]),
+        "agents": fleet.agents(),
         "runs": fleet.runs().sort_values(["gateway", "run_id"]),
         "presence": fleet.sql("SELECT * FROM presence ORDER BY gateway, instance_id"),
         "spend": fleet.sql("SELECT * FROM spend ORDER BY ALL"),
@@ -40,6 +42,39 @@ def quiet_cut(gateway: DemoGateway, fleet: Fleet) -> int:
     cut = int(time.time() * 1000)
     wait_for(lambda: int(time.time() * 1000) > cut, 1, "the clock to pass the cut")
     return cut
+
+
+LAST_INPUT = """
+SELECT max(epoch_ms(received_at)) AS ms FROM (
+    SELECT received_at FROM events UNION ALL SELECT received_at FROM sync_log
+)
+"""
+
+
+def capture(fleet: Fleet) -> tuple[int, dict[str, pd.DataFrame]]:
+    """The state and the millisecond of the last input it includes, read in one transaction.
+    Read again if an input of that same millisecond was stored after the read."""
+    while True:
+        cursor = fleet.store.cursor()  # fleet.sql from this thread reads through it
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            frames = snapshot(fleet)
+            last = int(fleet.sql(LAST_INPUT).iloc[0]["ms"])
+            inputs = len(fleet_inputs_until(fleet, last))
+        finally:
+            cursor.execute("COMMIT")
+        wait_for(lambda ms=last: int(time.time() * 1000) > ms, 1, "the clock to pass the capture")
+        fleet.store.flush()
+        if len(fleet_inputs_until(fleet, last)) == inputs:
+            return last, frames
+
+
+def fleet_inputs_until(fleet: Fleet, ms: int) -> pd.DataFrame:
+    return fleet.sql(
+        "SELECT ordinal FROM events WHERE epoch_ms(received_at) <= $ms "
+        "UNION ALL SELECT ordinal FROM sync_log WHERE epoch_ms(received_at) <= $ms",
+        ms=ms,
+    )
 
 
 def test_fleet_at_equals_the_live_state_captured_at_that_moment() -> None:
@@ -66,3 +101,13 @@ def test_fleet_at_now_rebuilds_the_whole_store_across_a_restart() -> None:
         cut = quiet_cut(gateway, fleet)
         with fleet_at(fleet, cut) as past:
             assert_same(snapshot(past), snapshot(fleet))
+
+
+def test_fleet_at_now_rebuilds_the_store_on_every_target(target: Target) -> None:
+    fast, _, broken = target.agent_roles()
+    with ocnb.connect(target.url, target.token, name="gw") as fleet, target.driver() as driver:
+        run_ids = [driver.run(f"agent:{fast}:history-ok"), driver.run(f"agent:{broken}:history-no")]
+        fleet.wait_until(lambda f: runs_finished(f, run_ids), 90)
+        cut, then = capture(fleet)  # the gateway may still be sending: no quiet moment here
+        with fleet_at(fleet, cut) as past:
+            assert_same(snapshot(past), then)
