@@ -74,3 +74,23 @@ def test_bad_arguments_are_refused_clearly(fleet: ocnb.Fleet) -> None:
         analysis.token_usage(fleet, by="mood")
     with pytest.raises(ValueError, match="every="):
         analysis.activity(fleet, every="soon")
+
+
+def test_plots_draw_what_the_frames_hold(fleet: ocnb.Fleet) -> None:
+    import matplotlib.pyplot as plt
+
+    from ocnb import plots
+
+    tokens = analysis.token_usage(fleet, every="1h")
+    ax = plots.token_usage(tokens)
+    assert sum(bar.get_height() for bar in ax.patches) == tokens["total_tokens"].sum()
+    runs = analysis.runs(fleet)
+    ax = plots.runs(runs)
+    assert sum(bar.get_width() for bar in ax.patches) == len(runs)
+    errors = analysis.errors(fleet)
+    assert len(plots.errors(errors).patches) == min(len(errors), plots.TOP_ERRORS)
+    spend = analysis.cost(fleet)
+    lines = plots.cost(spend).get_lines()
+    assert {line.get_label() for line in lines} == set(spend["agent"])
+    assert plots.activity(analysis.activity(fleet).iloc[0:0]).get_title() == "Events (no data yet)"
+    plt.close("all")
