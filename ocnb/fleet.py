@@ -101,6 +101,19 @@ class Fleet:
         return self.store.stats.last_error
 
     @property
+    def demo_gateway(self) -> DemoGateway | None:
+        """The embedded gateway `ocnb.demo()` started (to pause, fast-forward or break it)."""
+        return self._owned[0] if self._owned else None
+
+    def catch_up(self, timeout: float = 30.0) -> Fleet:
+        """Block until the store holds everything every gateway has sent so far (a round trip
+        to each gateway: its answer comes after all the events it sent before)."""
+        for name in self._feeds:
+            self.call("health", gateway=name, timeout=timeout)
+        self.store.flush(timeout)
+        return self
+
+    @property
     def settled(self) -> bool:
         """No gateway has a follow-up read pending (a roster refetch, a v3 session re-read)."""
         return not any(feed.follow_ups for feed in self._feeds.values())

@@ -76,6 +76,7 @@ class DemoGateway:
         health_interval: float = 60.0,
         handshake_timeout: float = 15.0,
         start_ms: int | None = None,
+        paused: bool = False,
     ) -> None:
         if protocol not in (3, 4):
             raise ValueError("the demo speaks protocol 3 or 4")
@@ -106,7 +107,7 @@ class DemoGateway:
         self._silent_until = 0.0
         self._skip_seq = 0
         self._delays: dict[str, float] = {}
-        self._paused = False
+        self._paused = paused
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: Server | None = None
@@ -201,10 +202,10 @@ class DemoGateway:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _call(self, fn: Callable[[], Any]) -> Any:
+    def _call(self, fn: Callable[[], Any], timeout: float = 10) -> Any:
         """Run `fn` (a coroutine factory) on the gateway's loop and wait for it."""
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(10)
+        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(timeout)
 
     # --- fault injection (call from any thread) -----------------------------------------------
 
@@ -255,6 +256,20 @@ class DemoGateway:
 
     def resume(self) -> None:
         self._paused = False
+
+    def fast_forward(self, seconds: float) -> None:
+        """Play `seconds` of scenario now, as fast as clients take it: the same seed from a
+        paused start gives the same history. The live scenario waits meanwhile."""
+
+        async def play() -> None:
+            paused, self._paused = self._paused, True
+            try:
+                for _ in range(round(seconds * 10)):
+                    await self._publish(self.world.advance(100))
+            finally:
+                self._paused = paused
+
+        self._call(play, timeout=max(10.0, seconds))
 
     def refuse_while_starting(self, attempts: int = 2) -> None:
         """Answer the next `attempts` connects with `UNAVAILABLE startup-sidecars`."""
