@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="serve the embedded demo gateway until Ctrl-C")
-    demo.add_argument("--port", type=int, default=18789, help="0 picks a free port")
+    demo.add_argument("--port", type=int, help="default 18789 (with --report: any free port)")
     demo.add_argument("--protocol", type=int, choices=(3, 4), default=4)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--agents", type=int, default=8)
@@ -28,16 +28,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--speed", type=float, default=1.0, help="scenario seconds per second")
     demo.add_argument("--watch", action="store_true", help="also follow it, as `ocnb watch`")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument(
+        "--report",
+        type=float,
+        nargs="?",
+        const=REPORT_SECONDS,
+        metavar="SECONDS",
+        help=f"show a live fleet table for SECONDS (default {REPORT_SECONDS:g}) and exit: "
+        "0 if the fleet was live throughout",
+    )
 
     watch = commands.add_parser("watch", help="mirror a gateway and print a fleet summary")
     watch.add_argument("url", nargs="?", help="default: $OPENCLAW_GATEWAY_URL or the local one")
     watch.add_argument("--duration", type=float, help="stop after this many seconds")
+    watch.add_argument("--report", action="store_true", help="a fleet table, not summary lines")
 
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             return _demo(args)
-        return _watch(args.url, None, args.duration)
+        return _watch(args.url, None, args.duration, report=args.report)
     except KeyboardInterrupt:
         return 0
     except OcnbError as exc:
@@ -60,7 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
         args.protocol,
         token,
         speed=args.speed,
-        port=args.port,
+        port=args.port if args.port is not None else 0 if args.report else 18789,
     )
     with gateway:
         print(
@@ -71,15 +81,20 @@ def _demo(args: argparse.Namespace) -> int:
             "Ctrl-C stops it.",
             flush=True,
         )
+        if args.report is not None:
+            return _watch(gateway.url, token, args.report, report=True)
         if args.watch:
             return _watch(gateway.url, token, args.duration)
         _sleep(args.duration)
     return 0
 
 
-def _watch(url: str | None, token: str | None, duration: float | None) -> int:
-    """Mirror the gateway into a store and print a summary of it every two seconds."""
+def _watch(url: str | None, token: str | None, duration: float | None, report: bool = False) -> int:
+    """Mirror the gateway into a store and print a summary of it every two seconds (or, as a
+    report, redraw a fleet table every second); 1 if the fleet was not live throughout."""
     deadline = None if duration is None else time.monotonic() + duration
+    redraw = report and sys.stdout.isatty()
+    always_live = True
     with connect(url, token, name="gateway") as fleet:
         client = fleet.clients["gateway"]
         print(
@@ -88,9 +103,17 @@ def _watch(url: str | None, token: str | None, duration: float | None) -> int:
             flush=True,
         )
         while deadline is None or time.monotonic() < deadline:
-            time.sleep(2)
-            print(f"[{fleet.status}] {_summary(fleet)}", flush=True)
-    return 0
+            time.sleep(1 if report else 2)
+            always_live = always_live and fleet.status == "live"
+            heading = f"[{fleet.status}] {_summary(fleet)}"
+            body = f"{heading}\n{_table(fleet)}\n" if report else heading
+            print(CLEAR_SCREEN + body if redraw else body, flush=True)
+    return 0 if always_live else 1
+
+
+def _table(fleet: Fleet) -> str:
+    cards = fleet.agents()[list(REPORT_COLUMNS)].rename(columns=REPORT_COLUMNS)
+    return cards.to_string(index=False, na_rep="-", float_format="{:.2f}".format)
 
 
 def _summary(fleet: Fleet) -> str:
@@ -106,6 +129,18 @@ def _summary(fleet: Fleet) -> str:
         f"${row['cost']:.2f} total | {row['events']} events"
     )
 
+
+REPORT_SECONDS = 10.0
+REPORT_COLUMNS = {
+    "agent_id": "agent",
+    "status": "status",
+    "current_session": "working on",
+    "sessions": "sessions",
+    "tokens_today": "tokens today",
+    "cost_today": "$ today",
+    "last_run_error": "last error",
+}
+CLEAR_SCREEN = "\x1b[H\x1b[J"
 
 SUMMARY = """
 SELECT
