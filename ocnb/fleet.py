@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pyarrow as pa
 
+from ocnb.alerts import Alert, AlertBook, Firing, Rule
 from ocnb.auth import resolve_url
 from ocnb.client import GatewayClient
 from ocnb.demo import DemoGateway
@@ -39,6 +40,7 @@ TABLES = (
     "presence",
     "events",
     "sync_log",
+    "alerts",
 )
 
 
@@ -58,6 +60,7 @@ class Fleet:
         self._version = 0
         self._closed = False
         self._refresh: Refresher | None = None
+        self._alerts: AlertBook | None = None
         self.store.on_commit(self._committed)
         self._notifier = threading.Thread(
             target=self._notify_forever, name="ocnb-notify", daemon=True
@@ -183,6 +186,38 @@ class Fleet:
             files.append(path)
         return files
 
+    # --- alerts ----------------------------------------------------------------------------------
+
+    def alert(
+        self,
+        rule: Rule,
+        on_fire: Callable[[Firing], Any] | None = None,
+        *,
+        name: str | None = None,
+    ) -> Alert:
+        """Watch a rule: SQL whose rows are what fires (by `subject` or first column), or a
+        predicate `rule(fleet)`. Checked after each change and every few seconds; each subject
+        fires once (`on_fire(firing)`, the `alerts` table, the grid) until it stops matching."""
+        if self._alerts is None:
+            self._alerts = AlertBook(self)
+        default = getattr(rule, "__name__", "<lambda>")
+        if name is None:
+            name = default if default != "<lambda>" else f"alert-{len(self._alerts.alerts) + 1}"
+        return self._alerts.add(Alert(name, rule, on_fire))
+
+    def alerts(self, *, firing: bool = False) -> pd.DataFrame:
+        """Every alert fired so far (or only those still firing), newest first."""
+        return self.sql(
+            "SELECT * FROM alerts WHERE NOT $firing OR resolved_at IS NULL "
+            "ORDER BY fired_at DESC, alert, subject",
+            firing=firing,
+        )
+
+    @property
+    def firing(self) -> list[Firing]:
+        """What is firing now, across every alert."""
+        return [] if self._alerts is None else self._alerts.firing()
+
     # --- views -----------------------------------------------------------------------------------
 
     def grid(
@@ -290,6 +325,8 @@ class Fleet:
             gateway.stop()
         if self._refresh is not None:
             self._refresh.stop()
+        if self._alerts is not None:
+            self._alerts.stop()
         with self._changed:
             self._changed.notify_all()
         self._notifier.join(5)

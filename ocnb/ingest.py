@@ -21,7 +21,7 @@ TERMINAL_STATUSES = frozenset({"done", "failed", "killed", "interrupted", "timeo
 class Upsert:
     """Insert a row or merge it into the row with the same key (by the table's rules)."""
 
-    table: Literal["sessions", "runs", "agents", "gateways", "session_usage"]
+    table: Literal["sessions", "runs", "agents", "gateways", "session_usage", "alerts"]
     row: dict[str, Any]
 
 
@@ -490,11 +490,13 @@ class Ingestor:
         if run_id is None or key is None or state not in ("error", "aborted"):
             return []
         agent_id = _str(data.get("agentId"))
+        # the gateway's clock only: a run's start and end must be comparable
+        ended = _int(data.get("ts")) or _int(_dict(data.get("message")).get("timestamp"))
         if state == "aborted":
-            return [self._run(run_id, key, agent_id=agent_id, status="killed", ended_at=now)]
+            return [self._run(run_id, key, agent_id=agent_id, status="killed", ended_at=ended)]
         error = _str(data.get("errorMessage"))
         return [
-            self._run(run_id, key, agent_id=agent_id, status="failed", error=error, ended_at=now)
+            self._run(run_id, key, agent_id=agent_id, status="failed", error=error, ended_at=ended)
         ]
 
     def _presence(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:

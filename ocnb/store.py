@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS sync_log (
     gateway VARCHAR, ordinal BIGINT, received_at TIMESTAMPTZ, as_of BIGINT, kind VARCHAR,
     payload JSON
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    alert VARCHAR, subject VARCHAR, fired_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, detail JSON,
+    PRIMARY KEY (alert, subject, fired_at)
+);
 CREATE OR REPLACE VIEW spend AS
     SELECT gateway, session_key, agent_id, total_tokens, cost_usd, as_of AS ts, true AS baseline
     FROM session_usage
@@ -135,6 +139,7 @@ KEYS = {
     "runs": ("gateway", "run_id"),
     "usage": ("gateway", "message_id"),
     "session_usage": ("gateway", "session_key"),
+    "alerts": ("alert", "subject", "fired_at"),
 }
 LOGS = ("events", "sync_log")  # append-only, no key
 ARROW_TYPES = {

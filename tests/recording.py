@@ -51,9 +51,10 @@ COMPARED_PREFIXES = (
 )  # fmt: skip
 Shape = Any
 # Keys that come and go on a real gateway from one run to the next: runtime diagnostics that
-# follow the machine's load or startup progress, cache refresh times, the update checker.
+# follow the machine's load or startup progress (plugin health appears once plugins have
+# loaded), cache refresh times, the update checker.
 VOLATILE_KEYS = frozenset(
-    {"eventLoop", "modelRuntime", "updateSchedule", "updateAvailable", "refreshedAt"}
+    {"eventLoop", "modelRuntime", "plugins", "updateSchedule", "updateAvailable", "refreshedAt"}
 )
 
 

@@ -136,6 +136,9 @@ function render({ model, el }) {
       const age = g.last_event_ms ? ago(g.last_event_ms) : "no events yet";
       return `<span class="ocnb-gw ocnb-gw-${escape(g.status)}" data-status="${escape(g.status)}">${escape(g.name)}: ${escape(g.status)}${g.protocol ? ` · v${g.protocol}` : ""}${g.server_version ? ` · ${escape(g.server_version)}` : ""} · last event ${age} · ${g.reconnects} reconnects${g.error ? ` · ${escape(g.error)}` : ""}</span>`;
     });
+    for (const a of model.get("_alerts")) {
+      parts.push(`<span class="ocnb-alert" title="firing since ${escape(new Date(a.fired_ms).toISOString())}">⚠ ${escape(a.alert)}${a.subject === "fleet" ? "" : `: ${escape(a.subject)}`}</span>`);
+    }
     root.querySelector(".ocnb-statusbar").innerHTML = parts.join("");
   }
 
@@ -159,6 +162,7 @@ function render({ model, el }) {
 
   model.on("change:_agents", draw);
   model.on("change:_gateways", drawStatus);
+  model.on("change:_alerts", drawStatus);
   model.on("change:selected", draw);
   model.on("change:columns", draw);
   model.on("change:theme", draw);

@@ -39,6 +39,7 @@ class FleetGrid(anywidget.AnyWidget):
     _css = HERE / "grid.css"
     _agents = traitlets.Bytes(b"").tag(sync=True)
     _gateways: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
+    _alerts: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     selected = traitlets.Unicode(None, allow_none=True).tag(sync=True)
     columns = traitlets.List(traitlets.Unicode(), default_value=DEFAULT_COLUMNS).tag(sync=True)
     theme = traitlets.Unicode("auto").tag(sync=True)
@@ -57,14 +58,19 @@ class FleetGrid(anywidget.AnyWidget):
         self.refresh()
 
     def refresh(self) -> bool:
-        """Send the agents and gateway status if they changed since the last send."""
+        """Send the agents, gateway status and firing alerts if they changed since the last send."""
         agents = agents_snapshot(self._fleet.store)
         gateways = _gateway_status(self._fleet)
-        if agents == self._agents and gateways == self._gateways:
+        alerts = [
+            {"alert": f.alert, "subject": f.subject, "fired_ms": int(f.fired_at.timestamp() * 1000)}
+            for f in self._fleet.firing
+        ]
+        if (agents, gateways, alerts) == (self._agents, self._gateways, self._alerts):
             return False
         with self.hold_sync():
             self._agents = agents
             self._gateways = gateways
+            self._alerts = alerts
         return True
 
     def sessions(self) -> SessionTable:
