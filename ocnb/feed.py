@@ -90,9 +90,13 @@ class GatewayFeed:
             else:  # v3 has no offset: one large page
                 params = {"limit": NO_LIMIT}
             page = await self.client.acall("sessions.list", params)
-            if started is None:
+            ops = []
+            if started is None:  # the first page: what it shows supersedes all held before
                 started = page.get("ts") if isinstance(page.get("ts"), int) else _now_ms()
-            ops = self.ingestor.synced("sessions.list", page, received_at=_now_ms())
+                ops = self.ingestor.synced(
+                    "sessions.resync", {}, received_at=_now_ms(), as_of=started
+                )
+            ops += self.ingestor.synced("sessions.list", page, received_at=_now_ms())
             keys.update(op.row["session_key"] for op in ops if isinstance(op, Upsert))
             self.store.submit(ops)
             self.synced_sessions = len(keys)

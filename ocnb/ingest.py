@@ -52,7 +52,17 @@ class Sweep:
     before: int
 
 
-Op = Upsert | Append | ReplacePresence | Sweep
+@dataclass(frozen=True, slots=True)
+class Rebase:
+    """A re-sync begins: the gateway's answer as of `before` supersedes every session row of
+    `gateway` held from earlier, even one newer than the gateway now reports (after a restart
+    a gateway can come back with older state than it last announced)."""
+
+    gateway: str
+    before: int
+
+
+Op = Upsert | Append | ReplacePresence | Sweep | Rebase
 
 
 def agent_id_of(session_key: Any) -> str | None:
@@ -158,6 +168,9 @@ class Ingestor:
 
     def _page(self, page: Any, as_of: int) -> list[Op]:
         return list(self.sessions_page(page))
+
+    def _resync(self, payload: Any, as_of: int) -> list[Op]:
+        return [Rebase(self.gateway, as_of)]
 
     def _swept(self, payload: Any, started: int) -> list[Op]:
         keep = _dict(payload).get("keep")
@@ -530,6 +543,7 @@ _SYNC_HANDLERS: dict[str, Callable[[Ingestor, Any, int], list[Op]]] = {
     "hello": Ingestor._hello,
     "status": Ingestor._status,
     "agents.list": Ingestor.agents,
+    "sessions.resync": Ingestor._resync,
     "sessions.list": Ingestor._page,
     "sessions.swept": Ingestor._swept,
     "sessions.usage": Ingestor.usage_baseline,

@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from ocnb.ingest import TERMINAL_STATUSES, Append, Op, ReplacePresence, Sweep, Upsert
+from ocnb.ingest import TERMINAL_STATUSES, Append, Op, Rebase, ReplacePresence, Sweep, Upsert
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,31 @@ class FleetStore:
                 log.exception("ocnb store listener %r failed", listener)
 
     def _apply(self, ops: list[Op]) -> None:
+        """Apply a batch in one transaction; a `Rebase` splits it, so that what came before it
+        is written (and rebased) before what came after."""
+        con = self._writer_cursor
+        con.execute("BEGIN")
+        try:
+            segment: list[Op] = []
+            for op in ops:
+                if isinstance(op, Rebase):
+                    self._apply_segment(con, segment)
+                    segment = []
+                    con.execute(
+                        "UPDATE sessions SET version = 0 WHERE gateway = ? AND version < ?",
+                        [op.gateway, op.before],
+                    )
+                else:
+                    segment.append(op)
+            self._apply_segment(con, segment)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _apply_segment(self, con: Any, ops: list[Op]) -> None:
+        """Operations merged per table: appends, then upserts (newest row per key), then
+        presence, then sweeps."""
         appends: dict[str, list[dict[str, Any]]] = {"events": [], "usage": [], "sync_log": []}
         upserts: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in KEYS}
         presence: dict[str, ReplacePresence] = {}
@@ -284,29 +309,21 @@ class FleetStore:
                 older = presence.get(op.gateway)
                 if older is None or op.version >= older.version:
                     presence[op.gateway] = op
-            else:
+            elif isinstance(op, Sweep):
                 sweeps.append(op)
-        con = self._writer_cursor
-        con.execute("BEGIN")
-        try:
-            for log_table in LOGS:
-                if appends[log_table]:
-                    self._insert(con, log_table, appends[log_table], "")
-            if appends["usage"]:
-                rows = list({(r["gateway"], r["message_id"]): r for r in appends["usage"]}.values())
-                self._insert(con, "usage", rows, " ON CONFLICT DO NOTHING")
-            for table, rows_by_key in upserts.items():
-                if rows_by_key:
-                    rows = list(rows_by_key.values())
-                    self._insert(con, table, rows, self._upsert_clauses[table])
-            for replace in presence.values():
-                self._replace_presence(con, replace)
-            for sweep in sweeps:
-                self._sweep(con, sweep)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        for log_table in LOGS:
+            if appends[log_table]:
+                self._insert(con, log_table, appends[log_table], "")
+        if appends["usage"]:
+            rows = list({(r["gateway"], r["message_id"]): r for r in appends["usage"]}.values())
+            self._insert(con, "usage", rows, " ON CONFLICT DO NOTHING")
+        for table, rows_by_key in upserts.items():
+            if rows_by_key:
+                self._insert(con, table, list(rows_by_key.values()), self._upsert_clauses[table])
+        for replace in presence.values():
+            self._replace_presence(con, replace)
+        for sweep in sweeps:
+            self._sweep(con, sweep)
 
     def _insert(self, con: Any, table: str, rows: list[dict[str, Any]], clause: str) -> None:
         """Insert rows as one Arrow table typed like the DuckDB table (ms ints for times)."""

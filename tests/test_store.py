@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from helpers import wait_for
 
-from ocnb.ingest import Append, ReplacePresence, Sweep, Upsert
+from ocnb.ingest import Append, Rebase, ReplacePresence, Sweep, Upsert
 from ocnb.store import FleetStore
 
 
@@ -54,6 +54,22 @@ def test_a_stale_row_never_overwrites_a_newer_one(store: FleetStore) -> None:
     store.flush()
     store.submit([session("k", 10, status="running")])
     assert one(store, "SELECT status FROM sessions") == [("done",)]
+
+
+@pytest.mark.parametrize("one_batch", [True, False], ids=["one batch", "two batches"])
+def test_a_resync_supersedes_rows_held_from_before_it(store: FleetStore, one_batch: bool) -> None:
+    """After a restart a gateway may report an older state than it announced before it."""
+    before = [session("lost", 200, status="done"), session("raced", 400, status="done")]
+    resync = [Rebase("gw", 300), session("lost", 100, status="running")]
+    resync.append(session("raced", 350, status="running"))  # older than a live event: loses
+    if one_batch:
+        store.submit(before + resync)
+    else:
+        store.submit(before)
+        store.flush()
+        store.submit(resync)
+    rows = one(store, "SELECT session_key, status FROM sessions ORDER BY 1")
+    assert rows == [("lost", "running"), ("raced", "done")]
 
 
 def test_partial_rows_only_fill_in(store: FleetStore) -> None:
