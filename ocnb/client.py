@@ -154,6 +154,7 @@ class GatewayClient:
         self._handlers: dict[str, tuple[EventHandler, ...]] = {}
         self._any_handlers: tuple[EventHandler, ...] = ()
         self._status_handlers: tuple[StatusHandler, ...] = ()
+        self._failure_handlers: tuple[Callable[[BaseException], None], ...] = ()
         self._handlers_lock = threading.Lock()
 
         self._status: Status = "idle"
@@ -221,6 +222,15 @@ class GatewayClient:
         """Call `handler(status)` on the loop thread whenever the status changes."""
         with self._handlers_lock:
             self._status_handlers = (*self._status_handlers, handler)
+        return handler
+
+    def on_connect_failed(
+        self, handler: Callable[[BaseException], None]
+    ) -> Callable[[BaseException], None]:
+        """Call `handler(error)` on the loop thread after each attempt to connect that failed
+        before the gateway answered (refused, timed out, upgrade rejected, dropped)."""
+        with self._handlers_lock:
+            self._failure_handlers = (*self._failure_handlers, handler)
         return handler
 
     def start(self) -> GatewayClient:
@@ -403,6 +413,8 @@ class GatewayClient:
                 self.last_error = exc
                 log.warning("%s: connection failed: %s", self.url, self._describe(exc))
                 delay = None
+                for handler in self._failure_handlers:
+                    self._guarded(handler, exc)
             if time.monotonic() - started >= self.backoff.healthy_after:
                 attempt = 0
             if self._restart_expected is not None:

@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from websockets.exceptions import InvalidHandshake
 
 from ocnb.client import GatewayClient, Status
 from ocnb.errors import OcnbError
 from ocnb.ingest import Ingestor, Op, Upsert
+from ocnb.poll import HttpPoller
 from ocnb.protocol import Event
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
@@ -24,6 +29,9 @@ from ocnb.store import FleetStore
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
+POLLING = "polling (HTTP)"
+PATH_FAILURES = 2  # failed upgrades in a row before trying the HTTP side
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NO_LIMIT = 1_000_000  # "everything" where a method has no paging
 ROSTER_DEBOUNCE = 0.5
 DESCRIBE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # until a v3 row is as new as a run's end
@@ -31,6 +39,13 @@ DESCRIBE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # until a v3 row is as new as
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def allows_fallback(url: str) -> bool:
+    """HTTP polling sends the shared secret as a bearer header on every request: by default
+    only where that cannot cross a network in clear text (loopback, or TLS)."""
+    parts = urlsplit(url)
+    return parts.scheme == "wss" or parts.hostname in LOOPBACK
 
 
 def all_time_usage_params(protocol: int) -> dict[str, Any]:
@@ -51,10 +66,31 @@ class GatewayFeed:
         name: str,
         url: str | None = None,
         token: str | Secret | None = None,
+        *,
+        transport: Literal["ws", "http"] = "ws",
+        fallback: bool | None = None,
+        poll_interval: float = 5.0,
+        agent: str | None = None,
         **client_options: Any,
     ) -> None:
+        """`transport="http"` only polls; with the WebSocket, `fallback` allows polling while
+        its path is blocked (default: for loopback and TLS URLs, see `allows_fallback`).
+        `agent` is the agent HTTP tool calls run as (needed where several are configured)."""
+        if transport not in ("ws", "http"):
+            raise ValueError(f"transport must be 'ws' or 'http', not {transport!r}")
         client = GatewayClient(url, token, on_sync=self.sync, **client_options)
         self.client = client
+        self.transport = transport
+        self.fallback = allows_fallback(client.url) if fallback is None else fallback
+        self.poller = HttpPoller(
+            client.credentials,
+            self._ingest_event,
+            on_state=lambda _: self._log_status(),
+            interval=poll_interval,
+            agent=agent,
+        )
+        self._path_failures = 0
+        self._ingesting = threading.Lock()
         self.store = store
         self.name = name
         self.ingestor = Ingestor(name, ordinal=time.time_ns() // 1000)  # rises across restarts
@@ -66,6 +102,7 @@ class GatewayFeed:
         self._describe_pending: dict[str, int] = {}  # session key -> wanted updatedAt
         client.on_any(self._on_event)
         client.on_status(self._on_status)
+        client.on_connect_failed(self._on_connect_failed)
 
     # --- the sync ------------------------------------------------------------------------------
 
@@ -73,7 +110,8 @@ class GatewayFeed:
         """Read the whole fleet: roster, every session page, usage; sweep what vanished."""
         hello = client.hello
         assert hello is not None
-        self.store.submit(self.ingestor.hello(hello, client.url, _now_ms()))
+        with self._ingesting:
+            self.store.submit(self.ingestor.hello(hello, client.url, _now_ms()))
         await self._refresh_roster()
         await self._sync_sessions()
         await self._sync_usage()
@@ -90,25 +128,18 @@ class GatewayFeed:
             else:  # v3 has no offset: one large page
                 params = {"limit": NO_LIMIT}
             page = await self.client.acall("sessions.list", params)
-            ops = []
             if started is None:  # the first page: what it shows supersedes all held before
                 started = page.get("ts") if isinstance(page.get("ts"), int) else _now_ms()
-                ops = self.ingestor.synced(
-                    "sessions.resync", {}, received_at=_now_ms(), as_of=started
-                )
-            ops += self.ingestor.synced("sessions.list", page, received_at=_now_ms())
+                self._log("sessions.resync", {}, as_of=started)
+            ops = self._log("sessions.list", page)
             keys.update(op.row["session_key"] for op in ops if isinstance(op, Upsert))
-            self.store.submit(ops)
             self.synced_sessions = len(keys)
             total = page.get("totalCount")
             self.total_sessions = total if isinstance(total, int) else None
             next_offset = page.get("nextOffset") if self.ingestor.protocol >= 4 else None
             offset = next_offset if isinstance(next_offset, int) and next_offset > offset else None
         assert started is not None
-        swept = {"keep": sorted(keys)}
-        self.store.submit(
-            self.ingestor.synced("sessions.swept", swept, received_at=_now_ms(), as_of=started)
-        )
+        self._log("sessions.swept", {"keep": sorted(keys)}, as_of=started)
 
     async def _sync_usage(self) -> None:
         """Lifetime spend per session. The answer is timed by the gateway's `updatedAt` (it may
@@ -120,18 +151,12 @@ class GatewayFeed:
             log.warning("%s: no sessions.usage (%s); totals count from now on", self.name, exc)
             return
         as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
-        now = _now_ms()
-        as_of = as_of if isinstance(as_of, int) else now
-        self.store.submit(
-            self.ingestor.synced("sessions.usage", payload, received_at=now, as_of=as_of)
-        )
+        self._log("sessions.usage", payload, as_of=as_of if isinstance(as_of, int) else None)
 
     async def _refresh_roster(self) -> None:
         as_of = _now_ms()
         payload = await self.client.acall("agents.list")
-        self.store.submit(
-            self.ingestor.synced("agents.list", payload, received_at=_now_ms(), as_of=as_of)
-        )
+        self._log("agents.list", payload, as_of=as_of)
 
     @property
     def follow_ups(self) -> int:
@@ -140,9 +165,19 @@ class GatewayFeed:
 
     # --- live events (on the loop thread) -------------------------------------------------
 
+    def _log(self, kind: str, payload: Any, as_of: int | None = None) -> list[Op]:
+        """Ingest a non-event input now (from any of the feed's threads); returns its ops."""
+        with self._ingesting:
+            ops = self.ingestor.synced(kind, payload, received_at=_now_ms(), as_of=as_of)
+            self.store.submit(ops)
+        return ops
+
+    def _ingest_event(self, event: Event) -> None:
+        with self._ingesting:
+            self.store.submit(self.ingestor.event(event, _now_ms()))
+
     def _on_event(self, event: Event) -> None:
-        ops: list[Op] = self.ingestor.event(event, _now_ms())
-        self.store.submit(ops)
+        self._ingest_event(event)
         name, data = event.event, event.payload if isinstance(event.payload, dict) else {}
         if name in ("config.changed", "agent.config"):
             self._schedule_roster()
@@ -167,9 +202,63 @@ class GatewayFeed:
                 self._schedule_describe(key, ended if isinstance(ended, int) else 0)
 
     def _on_status(self, status: Status) -> None:
-        error = self.client.last_error
-        change = {"status": status, "lastError": str(error) if error else None}
-        self.store.submit(self.ingestor.synced("status", change, received_at=_now_ms()))
+        if status == "live" and self.poller.active:
+            log.warning("%s: WebSocket back; polling stops", self.name)
+            self.poller.stop()  # this connection's sync re-reads everything
+        self._path_failures = 0 if status == "live" else self._path_failures
+        self._log_status()
+
+    def _log_status(self) -> None:
+        error = self.last_error
+        self._log("status", {"status": self.status, "lastError": str(error) if error else None})
+
+    # --- the HTTP fallback ------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        """The client's status, or `polling (HTTP)` while the HTTP side stands in for it."""
+        if self.poller.state == "polling":
+            return POLLING
+        if self.transport == "http":
+            return {"failed": "failed", "stopped": "closed"}.get(self.poller.state, "connecting")
+        return self.client.status
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return (
+            self.poller.last_error
+            if self.poller.active or self.transport == "http"
+            else (self.client.last_error)
+        )
+
+    def start(self) -> None:
+        """Connect: the WebSocket (falling back to HTTP polling if allowed), or HTTP only."""
+        if self.transport == "http":
+            self.poller.start()
+        else:
+            self.client.start()
+
+    def close(self) -> None:
+        self.client.close()
+        self.poller.close()
+
+    def _on_connect_failed(self, error: BaseException) -> None:
+        """Upgrades refused or timing out, twice in a row: try the HTTP side (on a thread)."""
+        path_like = isinstance(error, InvalidHandshake | TimeoutError)
+        self._path_failures = self._path_failures + 1 if path_like else 0
+        if self.fallback and self._path_failures >= PATH_FAILURES and not self.poller.active:
+            threading.Thread(target=self._fall_back, name="ocnb-fallback", daemon=True).start()
+
+    def _fall_back(self) -> None:
+        if self.poller.active or not self.poller.healthz():
+            return  # the gateway itself is away, not just its WebSocket path
+        if self.poller.agent is None and len(self.ingestor.agent_ids) > 1:
+            self.poller.agent = self.ingestor.default_agent_id or min(self.ingestor.agent_ids)
+        log.warning(
+            "%s: the WebSocket path is blocked (%s) but HTTP answers: polling every %g s",
+            self.name, self.client.last_error, self.poller.interval,
+        )  # fmt: skip
+        self.poller.start()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -207,7 +296,7 @@ class GatewayFeed:
             row = answer.get("session") if isinstance(answer, dict) else None
             if not isinstance(row, dict):
                 break
-            self.store.submit(self.ingestor.synced("sessions.describe", row, received_at=_now_ms()))
+            self._log("sessions.describe", row)
             updated = row.get("updatedAt")
             if not isinstance(updated, int) or updated >= self._describe_pending[key]:
                 break

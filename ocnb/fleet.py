@@ -18,7 +18,7 @@ from ocnb.alerts import Alert, AlertBook, Firing, Rule
 from ocnb.auth import resolve_url
 from ocnb.client import GatewayClient
 from ocnb.demo import DemoGateway
-from ocnb.feed import GatewayFeed
+from ocnb.feed import POLLING, GatewayFeed
 from ocnb.history import as_utc
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
@@ -29,6 +29,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOTIFY_INTERVAL = 0.25
+STATUS_ORDER = (
+    "failed",
+    "closed",
+    "reconnecting",
+    "connecting",
+    "idle",
+    "syncing",
+    POLLING,
+    "live",
+)
+READY = ("live", POLLING)
 PROGRESS_THRESHOLD = 1000
 TABLES = (
     "gateways",
@@ -83,7 +94,8 @@ class Fleet:
             raise ValueError(f"this fleet already has a gateway named {name!r}")
         feed = GatewayFeed(self.store, name, url, token, **client_options)
         self._feeds[name] = feed
-        return feed.client.start()
+        feed.start()
+        return feed.client
 
     @property
     def clients(self) -> dict[str, GatewayClient]:
@@ -92,15 +104,19 @@ class Fleet:
     @property
     def status(self) -> str:
         """`live` when every gateway is; otherwise the least healthy gateway's status."""
-        order = ("failed", "closed", "reconnecting", "connecting", "idle", "syncing", "live")
-        statuses = [feed.client.status for feed in self._feeds.values()]
-        return min(statuses, key=order.index) if statuses else "idle"
+        statuses = self.statuses.values()
+        return min(statuses, key=STATUS_ORDER.index) if statuses else "idle"
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        """Each gateway's status: the client's, or `polling (HTTP)` in the HTTP fallback."""
+        return {name: feed.status for name, feed in self._feeds.items()}
 
     @property
     def last_error(self) -> BaseException | str | None:
         for feed in self._feeds.values():
-            if feed.client.last_error is not None:
-                return feed.client.last_error
+            if feed.last_error is not None:
+                return feed.last_error
         return self.store.stats.last_error
 
     @property
@@ -320,7 +336,7 @@ class Fleet:
             return
         self._closed = True
         for feed in self._feeds.values():
-            feed.client.close()
+            feed.close()
         for gateway in self._owned:
             gateway.stop()
         if self._refresh is not None:
@@ -339,7 +355,7 @@ class Fleet:
         self.close()
 
     def __repr__(self) -> str:
-        gateways = ", ".join(f"{name} {feed.client.status}" for name, feed in self._feeds.items())
+        gateways = ", ".join(f"{name} {status}" for name, status in self.statuses.items())
         return f"<Fleet {self.status}: {gateways or 'no gateways'}; store {self.store.path}>"
 
     def _repr_html_(self) -> str:
@@ -350,7 +366,7 @@ class Fleet:
         ).to_dict("records")[0]
         rows = "".join(
             f"<tr><td>{html.escape(name)}</td><td>{html.escape(feed.client.url)}</td>"
-            f"<td>{html.escape(feed.client.status)}</td>"
+            f"<td>{html.escape(feed.status)}</td>"
             f"<td>v{feed.client.protocol or '?'} "
             f"{html.escape(feed.client.server_version or '')}</td></tr>"
             for name, feed in self._feeds.items()
@@ -367,8 +383,10 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
     """Wait for one gateway to be live; show its sync's progress when it is a large one."""
     bar = None
     try:
-        while feed.client.status != "live":
-            if feed.client.status in ("failed", "closed"):
+        while feed.status not in READY:
+            if feed.status in ("failed", "closed"):
+                if feed.last_error is not None:
+                    raise feed.last_error
                 feed.client.wait_until_live(0)  # raises the client's error
             if progress and bar is None and (feed.total_sessions or 0) > PROGRESS_THRESHOLD:
                 from tqdm.auto import tqdm
@@ -380,7 +398,7 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
             if remaining <= 0:
                 raise TimeoutError(
                     f"{feed.name} not live after {timeout:g} s "
-                    f"(status {feed.client.status}, last error: {feed.client.last_error!r})"
+                    f"(status {feed.status}, last error: {feed.last_error!r})"
                 )
             time.sleep(min(0.1, remaining))
         if bar is not None and feed.total_sessions is not None:  # live: the sync is complete

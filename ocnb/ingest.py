@@ -111,6 +111,7 @@ class Ingestor:
     gateway: str
     protocol: int = 4
     agent_ids: frozenset[str] = field(default_factory=frozenset)
+    default_agent_id: str | None = None
     ordinal: int = 0
 
     def _next_ordinal(self) -> int:
@@ -285,7 +286,7 @@ class Ingestor:
                     },
                 )
             )
-        self.agent_ids = frozenset(keep)
+        self.agent_ids, self.default_agent_id = frozenset(keep), default_id
         ops.append(Sweep("agents", self.gateway, frozenset(keep), as_of + 1))
         return ops
 
@@ -512,6 +513,34 @@ class Ingestor:
             self._run(run_id, key, agent_id=agent_id, status="failed", error=error, ended_at=ended)
         ]
 
+    def _poll(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+        """A change seen by HTTP polling (`ocnb.poll`): slim session rows only fill in."""
+        reason, ts = data.get("reason"), _int(data.get("ts")) or now
+        key = _str(data.get("sessionKey"))
+        if reason == "gone" and key is not None:
+            return [self.session_gone(key, ts, _str(data.get("sessionId")))]
+        row = _dict(data.get("session"))
+        if reason in ("new", "changed") and row:
+            upsert = self.session(
+                {**row, "hasActiveRun": row.get("status") == "running"}, partial=True, version=ts
+            )
+            return [upsert] if upsert is not None else []
+        agent = _dict(data.get("agent"))
+        agent_id = _str(agent.get("id"))
+        if reason == "agent" and agent_id is not None and agent_id not in self.agent_ids:
+            self.agent_ids |= {agent_id}  # richer rows from agents.list are never overwritten
+            model = agent.get("model")
+            row = {
+                "gateway": self.gateway,
+                "agent_id": agent_id,
+                "name": _str(agent.get("name")),
+                "model": _str(model) or _str(_dict(model).get("primary")),
+                "removed": False,
+                "version": ts,
+            }
+            return [Upsert("agents", row)]
+        return []
+
     def _presence(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
         entries = data.get("presence") if data else event.payload
         if not isinstance(entries, list):
@@ -537,6 +566,7 @@ _EVENT_HANDLERS = {
     "agent": Ingestor._agent,
     "chat": Ingestor._chat,
     "presence": Ingestor._presence,
+    "poll": Ingestor._poll,
 }
 
 _SYNC_HANDLERS: dict[str, Callable[[Ingestor, Any, int], list[Op]]] = {

@@ -114,7 +114,9 @@ totals AS (
     FROM spend GROUP BY ALL
 )
 SELECT a.gateway, a.agent_id, a.name, a.emoji, a.model,
-       CASE WHEN a.removed OR coalesce(g.status, 'live') NOT IN ('live', 'syncing') THEN 'offline'
+       CASE WHEN a.removed
+                 OR coalesce(g.status, 'live') NOT IN ('live', 'syncing', 'polling (HTTP)')
+            THEN 'offline'
             WHEN w.active_sessions > 0 THEN 'working'
             WHEN r.last_run_status = 'failed' THEN 'error'
             ELSE 'idle' END AS status,

@@ -228,7 +228,8 @@ def test_a_skipped_seq_makes_the_client_resync() -> None:
     async def on_sync(client: GatewayClient) -> None:
         syncs.append(1)
 
-    gateway = DemoGateway(run_rate=0, tick_interval=0.05)
+    # ticks make the events; the demo's 100 ms scenario step cannot keep a shorter interval
+    gateway = DemoGateway(run_rate=0, tick_interval=0.3)
     with gateway, client_for(gateway, on_sync=on_sync) as client:
         client.wait_until_live(10)
         wait_for(lambda: client.stats.events >= 2)

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from ocnb.demo import payloads
 from ocnb.demo.admission import Admission
 from ocnb.demo.events import frames_for
+from ocnb.demo.http import HttpFront
 from ocnb.demo.methods import Methods
 from ocnb.demo.refusals import Refusal
 from ocnb.demo.world import Happening, Run, World
@@ -77,6 +78,7 @@ class DemoGateway:
         handshake_timeout: float = 15.0,
         start_ms: int | None = None,
         paused: bool = False,
+        http: bool = False,
     ) -> None:
         if protocol not in (3, 4):
             raise ValueError("the demo speaks protocol 3 or 4")
@@ -111,6 +113,8 @@ class DemoGateway:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: Server | None = None
+        self._front = HttpFront(self.world, self._token.reveal, self._ws_port) if http else None
+        self._front_server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = threading.Event()
 
@@ -124,6 +128,11 @@ class DemoGateway:
     def token(self) -> str:
         """The shared token clients must present."""
         return self._token.reveal()
+
+    def _ws_port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
     def __repr__(self) -> str:
         running = "running" if self._server is not None else "stopped"
@@ -176,11 +185,24 @@ class DemoGateway:
         self.stop()
 
     async def _listen(self) -> None:
-        """Open the listening socket (on `port`, or a free one the first time)."""
+        """Open the listening socket (on `port`, or a free one the first time); with the HTTP
+        side, the front listens there and the WebSocket server on a private port."""
+        public = 0 if self._front is not None else self.port
         self._server = await serve(
-            self._serve_peer, "127.0.0.1", self.port, compression=None, max_size=MAX_FRAME_BYTES
+            self._serve_peer, "127.0.0.1", public, compression=None, max_size=MAX_FRAME_BYTES
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        if self._front is None:
+            self.port = self._server.sockets[0].getsockname()[1]
+            return
+        self._front_server = await asyncio.start_server(self._front.handle, "127.0.0.1", self.port)
+        self.port = self._front_server.sockets[0].getsockname()[1]
+
+    async def _stop_listening(self) -> None:
+        for server in (self._front_server, self._server):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+        self._server = self._front_server = None
 
     async def _open(self) -> None:
         await self._listen()
@@ -191,10 +213,7 @@ class DemoGateway:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        await self._stop_listening()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -280,9 +299,7 @@ class DemoGateway:
 
         async def restart() -> None:
             await self._broadcast_shutdown("restart", int(downtime * 1000))
-            assert self._server is not None
-            self._server.close()
-            await self._server.wait_closed()
+            await self._stop_listening()
             await asyncio.sleep(downtime)
             await self._listen()
 

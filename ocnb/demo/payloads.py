@@ -784,3 +784,51 @@ def status(world: World, protocol: int, runtime_version: str) -> dict[str, Any]:
         },
         "tasks": {"total": 0, "active": len(world.runs), "terminal": 0, "failures": 0},
     }
+
+
+def slim_sessions(world: World, limit: Any) -> dict[str, Any]:
+    """The `sessions_list` tool's details over HTTP: slim rows, newest first, capped."""
+    cap = limit if isinstance(limit, int) and limit > 0 else 100
+    ordered = sorted(world.sessions.values(), key=lambda s: s.updated_at, reverse=True)
+    rows = [
+        {
+            "key": s.key,
+            "sessionId": s.session_id,
+            "agentId": s.agent_id,
+            "kind": "other",
+            "channel": "unknown",
+            "archived": False,
+            "pinned": False,
+            "updatedAt": s.updated_at,
+            "model": s.model,
+            "contextTokens": 128_000,
+            "totalTokens": s.total_tokens or 0,
+            "status": "running" if s.active_run_id else s.status,
+            "abortedLastRun": s.aborted_last_run,
+        }
+        for s in ordered[:cap]
+    ]
+    return {
+        "count": len(rows),
+        "sessions": rows,
+        "hasMore": len(ordered) > cap,
+        "limitApplied": cap,
+    }
+
+
+def requester_agents(world: World, agent_id: str) -> dict[str, Any]:
+    """The `agents_list` tool's details: only the agents the requester may target (itself)."""
+    agent = world.agents[agent_id]
+    return {
+        "requester": agent_id,
+        "allowAny": False,
+        "agents": [
+            {
+                "id": agent.id,
+                "name": agent.name,
+                "configured": True,
+                "model": agent.model_ref,
+                "agentRuntime": {"id": "auto", "source": "implicit"},
+            }
+        ],
+    }

@@ -125,7 +125,7 @@ def _gateway_status(fleet: Fleet) -> list[dict[str, Any]]:
         {
             "name": name,
             "url": client.url,
-            "status": client.status,
+            "status": fleet.statuses[name],
             "protocol": client.protocol,
             "server_version": client.server_version,
             "last_event_ms": int(client.stats.last_event_at * 1000)
