@@ -57,7 +57,9 @@ class HttpPoller:
         interval: float = 5.0,
         agent: str | None = None,
         timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`transport` replaces the network (an `httpx.MockTransport` in tests)."""
         self.credentials = credentials
         self.base = http_base(credentials.url)
         self.interval = interval
@@ -68,7 +70,7 @@ class HttpPoller:
         self.last_error: OcnbError | None = None
         self.rounds = 0
         self.backoff = Backoff()
-        self._http = httpx.Client(base_url=self.base, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base, timeout=timeout, transport=transport)
         self._sessions: dict[str, dict[str, Any]] = {}
         self._agents: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from blockproxy import BlockingProxy
 from convergence import differences
@@ -10,9 +11,10 @@ from realgateway import V4_VERSION, RealGateway
 
 import ocnb
 from ocnb import Fleet
+from ocnb.auth import Credentials
 from ocnb.demo import DemoGateway
 from ocnb.feed import allows_fallback
-from ocnb.poll import http_base
+from ocnb.poll import HttpPoller, http_base
 
 # poll often, and retry the WebSocket within seconds (not the default 30 s) once unblocked
 FAST = {"poll_interval": 0.3, "agent": "alpha", "backoff": ocnb.Backoff(maximum=2.0)}
@@ -104,3 +106,32 @@ def test_fallback_is_on_by_default_only_where_the_secret_stays_off_the_wire() ->
     assert allows_fallback("wss://gateway.example.com/")
     assert not allows_fallback("ws://10.0.0.5:18789/")
     assert http_base("wss://gateway.example.com:8443/ws") == "https://gateway.example.com:8443"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "retry_after"),
+    [
+        (401, {}, ocnb.AuthError, None),
+        (429, {"Retry-After": "7"}, ocnb.RateLimited, 7.0),
+        (503, {}, ocnb.GatewayUnavailable, None),
+        (400, {}, ocnb.InvalidRequest, None),
+    ],
+)
+def test_http_errors_are_typed_and_carry_retry_after(
+    status: int, headers: dict[str, str], error: type[ocnb.RpcError], retry_after: float | None
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = {"error": {"type": "x", "message": "no"}}
+        return httpx.Response(status, headers=headers, json=body)
+
+    credentials = Credentials.resolve("ws://127.0.0.1:1/", "s3cret-token")
+    poller = HttpPoller(credentials, lambda event: None, transport=httpx.MockTransport(gateway))
+    with pytest.raises(error) as caught:
+        poller.poll_once()
+    assert caught.value.retry_after == retry_after
+    assert "s3cret-token" not in str(caught.value)
+    assert seen[0].headers["Authorization"] == "Bearer s3cret-token"
+    assert "s3cret-token" not in str(seen[0].url) + seen[0].content.decode()
