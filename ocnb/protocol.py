@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol
 
+import orjson
+
 from ocnb.errors import (
     AuthError,
     GatewayUnavailable,
@@ -93,8 +95,8 @@ def decode_frame(data: str | bytes) -> Frame:
     if isinstance(data, bytes):
         raise ProtocolError(f"binary frame of {len(data)} bytes; the gateway sends text")
     try:
-        frame = json.loads(data)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        frame = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError(f"frame is not JSON ({_excerpt(data)})") from exc
     if not isinstance(frame, dict):
         raise ProtocolError(f"frame is a JSON {type(frame).__name__}, not an object")

@@ -25,7 +25,7 @@ from ocnb.ingest import TERMINAL_STATUSES, Append, Op, Rebase, ReplacePresence, 
 
 log = logging.getLogger(__name__)
 
-BATCH_ROWS = 1000
+BATCH_ROWS = 20_000
 BATCH_SECONDS = 0.05
 
 SCHEMA = """

@@ -289,3 +289,16 @@ def test_firehose_mode_streams_without_pause() -> None:
         wait_for(lambda: client.stats.events >= 20_000, 60, "a firehose of events")
         assert client.stats.bad_frames == 0
         assert client.stats.seq_gaps == 0
+
+
+def test_a_flood_delivers_every_event_in_sequence() -> None:
+    gateway = DemoGateway(run_rate=0, churn=False, paused=True)
+    with gateway, client_for(gateway) as client:
+        client.wait_until_live(10)
+        before = client.stats.events
+        kinds: set[str] = set()
+        client.on_any(lambda event: kinds.add(event.event))
+        gateway.flood(3_000, variety=1_000)
+        wait_for(lambda: client.stats.events >= before + 3_000)
+        assert client.stats.seq_gaps == 0 and client.stats.bad_frames == 0
+        assert {"agent", "chat", "sessions.changed", "session.message"} <= kinds

@@ -21,7 +21,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ocnb.demo import payloads
+from ocnb.demo import flood, payloads
 from ocnb.demo.admission import Admission
 from ocnb.demo.events import frames_for
 from ocnb.demo.http import HttpFront
@@ -293,6 +293,23 @@ class DemoGateway:
     def refuse_while_starting(self, attempts: int = 2) -> None:
         """Answer the next `attempts` connects with `UNAVAILABLE startup-sidecars`."""
         self._refuse_starting = attempts
+
+    def flood(self, count: int, variety: int = 5_000) -> float:
+        """Send `count` realistic events to every subscribed client as fast as each takes them
+        (for benchmarks; see `ocnb.demo.flood`); returns the seconds it took."""
+        frames = flood.render(variety, self.protocol)
+
+        async def send() -> float:
+            started = time.perf_counter()
+            for peer in [p for p in self._peers if p.live and p.subscribed]:
+                for n in range(count):
+                    peer.seq += 1
+                    await peer.ws.send(f'{frames[n % variety]},"seq":{peer.seq}}}')
+            self.events_sent += count
+            return time.perf_counter() - started
+
+        seconds: float = self._call(send, timeout=max(60.0, count / 1000))
+        return seconds
 
     def restart(self, downtime: float = 1.0) -> None:
         """Announce a restart, close everyone with 1012, and reopen the port after `downtime`."""
