@@ -1,9 +1,11 @@
 """A demo gateway in a process of its own (so sender and receiver do not share a GIL), driven
-over stdin by the benchmarks: `flood N` sends N events, `quit` stops. The token comes from
+over stdin by the benchmarks: `flood N [RATE]` sends N events (at RATE events/s) and prints
+`sent` and the bursts' first seq and send time as JSON; `quit` stops. The token comes from
 $OPENCLAW_GATEWAY_TOKEN; the first line printed is the URL."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -26,8 +28,10 @@ def main() -> None:
     print(gateway.url, flush=True)
     for line in sys.stdin:
         command, *args = line.split()
-        if command == "flood":
-            print(f"sent {gateway.flood(int(args[0])):.6f}", flush=True)
+        if command == "flood":  # flood COUNT [RATE]
+            rate = float(args[1]) if len(args) > 1 else None
+            bursts = gateway.flood(int(args[0]), rate=rate)
+            print(f"sent {json.dumps(bursts)}", flush=True)
         elif command == "quit":
             break
     gateway.stop()

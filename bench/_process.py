@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ class GatewayProcess:
     """Starts the child; `flood(n)` asks it for n events and (by default) waits until sent."""
 
     def __init__(self, token: str, sessions: int = 60, agents: int = 8) -> None:
-        self.token = token
+        self.token, self.sessions, self.agents = token, sessions, agents
         self._child = subprocess.Popen(
             [sys.executable, str(CHILD), str(sessions), str(agents)],
             stdin=subprocess.PIPE,
@@ -27,29 +28,35 @@ class GatewayProcess:
         assert self._child.stdout is not None
         self.url = self._child.stdout.readline().strip()
         self._pending = 0
+        self.bursts: list[tuple[int, float]] = []
 
-    def flood(self, count: int, *, wait: bool = True) -> None:
+    def flood(self, count: int, rate: float | None = None, *, wait: bool = True) -> None:
+        """Ask for `count` events (at `rate` events/s); `bursts` holds the send times."""
         assert self._child.stdin is not None
-        self._drain()
-        self._child.stdin.write(f"flood {count}\n")
+        self.wait_sent()
+        self._child.stdin.write(f"flood {count}{'' if rate is None else f' {rate}'}\n")
         self._child.stdin.flush()
         self._pending += 1
         if wait:
-            self._drain()
+            self.wait_sent()
 
-    def _drain(self) -> None:
-        """Wait for the child to report every flood asked for as sent."""
+    def wait_sent(self) -> list[tuple[int, float]]:
+        """Wait for the child to report every flood asked for as sent; the last one's bursts
+        (first seq, wall-clock send time)."""
         assert self._child.stdout is not None
         while self._pending:
             line = self._child.stdout.readline()
-            assert line.startswith("sent"), f"gateway process: {line!r}"
+            assert line.startswith("sent "), f"gateway process: {line!r}"
             self._pending -= 1
+            self.bursts = [(int(seq), float(at)) for seq, at in json.loads(line[5:])]
+        return self.bursts
 
     def __enter__(self) -> GatewayProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._child.stdin is not None
+        self.wait_sent()
         self._child.stdin.write("quit\n")
         self._child.stdin.flush()
         self._child.wait(30)

@@ -294,22 +294,32 @@ class DemoGateway:
         """Answer the next `attempts` connects with `UNAVAILABLE startup-sidecars`."""
         self._refuse_starting = attempts
 
-    def flood(self, count: int, variety: int = 5_000) -> float:
-        """Send `count` realistic events to every subscribed client as fast as each takes them
-        (for benchmarks; see `ocnb.demo.flood`); returns the seconds it took."""
+    def flood(
+        self, count: int, variety: int = 5_000, rate: float | None = None
+    ) -> list[tuple[int, float]]:
+        """Send `count` realistic events (see `ocnb.demo.flood`) to every subscribed client, as
+        fast as each takes them or at `rate` events/s, in bursts every 10 ms. For benchmarks:
+        returns each burst's first `seq` and wall-clock send time (of the last client)."""
         frames = flood.render(variety, self.protocol)
+        burst = count if rate is None else max(1, round(rate / 100))
 
-        async def send() -> float:
-            started = time.perf_counter()
-            for peer in [p for p in self._peers if p.live and p.subscribed]:
-                for n in range(count):
-                    peer.seq += 1
-                    await peer.ws.send(f'{frames[n % variety]},"seq":{peer.seq}}}')
-            self.events_sent += count
-            return time.perf_counter() - started
+        async def send() -> list[tuple[int, float]]:
+            sent: list[tuple[int, float]] = []
+            peers = [p for p in self._peers if p.live and p.subscribed]
+            started = time.monotonic()
+            for first in range(0, count, burst):
+                if rate is not None:
+                    await asyncio.sleep(max(0.0, started + first / rate - time.monotonic()))
+                for peer in peers:
+                    sent.append((peer.seq + 1, time.time()))
+                    for n in range(first, min(count, first + burst)):
+                        peer.seq += 1
+                        await peer.ws.send(f'{frames[n % variety]},"seq":{peer.seq}}}')
+            self.events_sent += count * len(peers)
+            return sent
 
-        seconds: float = self._call(send, timeout=max(60.0, count / 1000))
-        return seconds
+        bursts: list[tuple[int, float]] = self._call(send, timeout=max(60.0, count / 500))
+        return bursts
 
     def restart(self, downtime: float = 1.0) -> None:
         """Announce a restart, close everyone with 1012, and reopen the port after `downtime`."""

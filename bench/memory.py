@@ -1,0 +1,104 @@
+"""Memory and analysis on a large store: RSS after N events (in memory and in a file), the
+analysis helpers' time on that store, and RSS over a soak at a steady rate (its slope).
+Linux only (reads /proc/self/status). Prints tables and writes bench/results/memory.json.
+
+    .venv/bin/python bench/memory.py [--events 1000000] [--soak-seconds 600] [--rate 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _process import GatewayProcess
+
+import ocnb
+from ocnb import analysis
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def count(fleet: ocnb.Fleet) -> int:
+    return int(fleet.sql("SELECT count(*) AS n FROM events")["n"].iloc[0])
+
+
+def timed(fn: Any) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def fill(gateway: GatewayProcess, store: str | None, events: int) -> dict[str, Any]:
+    """Flood `events` into a fresh fleet; RSS and the analysis helpers' times on it."""
+    with ocnb.connect(gateway.url, gateway.token, name="bench", store=store) as fleet:
+        target = count(fleet) + events
+        gateway.flood(events, wait=False)
+        fleet.wait_until(lambda f: count(f) >= target, timeout=3600)
+        gateway.wait_sent()
+        row: dict[str, Any] = {"rss_mb": rss_mb(), "events": count(fleet)}
+        row["runs_s"] = timed(lambda: analysis.runs(fleet))
+        row["token_usage_s"] = timed(lambda: analysis.token_usage(fleet, every="5min"))
+        row["fleet_at_s"] = timed(lambda: analysis.fleet_at(fleet, time.time() * 1000).close())
+        return row
+
+
+def soak(gateway: GatewayProcess, seconds: float, rate: float) -> dict[str, Any]:
+    """RSS every 10 s while `rate` events/s arrive for `seconds`; its slope in MB per minute."""
+    samples: list[tuple[float, float]] = []
+    with ocnb.connect(gateway.url, gateway.token, name="bench") as fleet:
+        started = time.monotonic()
+        gateway.flood(int(seconds * rate), rate, wait=False)
+        while time.monotonic() - started < seconds:
+            time.sleep(10)
+            samples.append((time.monotonic() - started, rss_mb()))
+        gateway.wait_sent()
+        events = count(fleet)
+    xs, ys = [t for t, _ in samples], [mb for _, mb in samples]
+    slope = statistics.linear_regression(xs, ys).slope * 60 if len(samples) > 1 else 0.0
+    return {"seconds": seconds, "rate": rate, "events": events, "rss_mb": samples,
+            "slope_mb_per_min": slope}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--soak-seconds", type=float, default=600)
+    parser.add_argument("--rate", type=float, default=2000)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"baseline_rss_mb": rss_mb()}
+    with GatewayProcess(secrets.token_urlsafe(16)) as gateway:
+        results["memory"] = fill(gateway, None, args.events)
+        with tempfile.TemporaryDirectory() as folder:
+            results["file"] = fill(gateway, str(Path(folder) / "fleet.duckdb"), args.events)
+        if args.soak_seconds > 0:
+            results["soak"] = soak(gateway, args.soak_seconds, args.rate)
+    print(f"{args.events:,} events     RSS MB   runs() s   token_usage() s   fleet_at() s")
+    for name in ("memory", "file"):
+        row = results[name]
+        print(
+            f"{name + ' store':16} {row['rss_mb']:9.0f} {row['runs_s']:10.2f} "
+            f"{row['token_usage_s']:17.2f} {row['fleet_at_s']:14.2f}"
+        )
+    if "soak" in results:
+        soak_row = results["soak"]
+        print(f"soak {soak_row['seconds']:.0f} s at {soak_row['rate']:.0f}/s: RSS slope "
+              f"{soak_row['slope_mb_per_min']:+.1f} MB/min")  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "memory.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
