@@ -26,6 +26,8 @@ from ocnb.ingest import TERMINAL_STATUSES, Append, Op, Rebase, ReplacePresence, 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
+RETRY_SECONDS = 1.0
+MAX_QUEUED = 100_000  # operations (rows) waiting for the writer: about 100-200 MB
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -165,14 +167,19 @@ class StoreStats:
     errors: int = 0
     last_error: str | None = None
     committed_at: float | None = None
+    queued: int = 0
+    max_queued: int = 0
+    waits: int = 0
     pending: list[Op] = field(default_factory=list, repr=False)
 
 
 class FleetStore:
     """A DuckDB database of one or more gateways' fleets (in memory unless given a path)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, max_queued: int = MAX_QUEUED) -> None:
+        """`max_queued`: operations waiting for the writer beyond which `submit` waits."""
         self.path = str(path) if path is not None else ":memory:"
+        self.max_queued = max_queued
         self._con = duckdb.connect(self.path)
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(SCHEMA)
@@ -205,8 +212,22 @@ class FleetStore:
     # --- writing --------------------------------------------------------------------------------
 
     def submit(self, ops: Sequence[Op]) -> None:
-        """Queue operations for the writer; safe from any thread, never blocks."""
-        if ops:
+        """Queue operations for the writer; safe from any thread. While the writer is more than
+        `max_queued` operations behind, wait (back-pressure: a gateway's reader slows down, and
+        the gateway's own slow-consumer handling takes over)."""
+        if not ops:
+            return
+        with self._applied_changed:
+            while (
+                self.stats.queued
+                and self.stats.queued + len(ops) > self.max_queued
+                and self._writer.is_alive()
+                and threading.current_thread() is not self._writer
+            ):
+                self.stats.waits += 1
+                self._applied_changed.wait(1.0)
+            self.stats.queued += len(ops)
+            self.stats.max_queued = max(self.stats.max_queued, self.stats.queued)
             self._submitted += 1
             self._queue.put(list(ops))
 
@@ -232,10 +253,13 @@ class FleetStore:
         """Group commit: each batch is everything queued meanwhile (up to `BATCH_ROWS`), so a
         quiet fleet commits at once and a busy one in ever larger batches."""
         while True:
-            first = self._queue.get()
+            try:  # a batch that failed is retried every second, new operations or not
+                first = self._queue.get(timeout=RETRY_SECONDS if self.stats.pending else None)
+            except queue.Empty:
+                first = []
             if first is None:
                 return
-            submissions, ops = 1, list(first)
+            submissions, ops = (1 if first else 0), list(first)
             while len(ops) < BATCH_ROWS:
                 try:
                     more = self._queue.get_nowait()
@@ -246,21 +270,24 @@ class FleetStore:
                     break
                 submissions += 1
                 ops += more
-            self._commit(ops)
+            committed = self._commit(ops)
             with self._applied_changed:
+                self.stats.queued -= committed
                 self._applied += submissions
                 self._applied_changed.notify_all()
 
-    def _commit(self, ops: list[Op]) -> None:
+    def _commit(self, ops: list[Op]) -> int:
+        """Write the batch (after any that failed before); returns how many operations were
+        committed: all of them, or none (then they wait in `stats.pending`)."""
         batch = self.stats.pending + ops
         try:
             self._apply(batch)
         except Exception as exc:  # a full disk or a bug must not kill the writer
             self.stats.errors += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            self.stats.pending = batch  # kept, and retried with the next batch
+            self.stats.pending = batch  # kept, and retried
             log.exception("ocnb store: batch of %d operations not written", len(batch))
-            return
+            return 0
         self.stats.pending = []
         self.stats.batches += 1
         self.stats.ops += len(batch)
@@ -270,6 +297,7 @@ class FleetStore:
                 listener()
             except Exception:
                 log.exception("ocnb store listener %r failed", listener)
+        return len(batch)
 
     def _apply(self, ops: list[Op]) -> None:
         """Apply a batch in one transaction; a `Rebase` splits it, so that what came before it

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from ocnb import GatewayClient
+from ocnb import FleetStore, GatewayClient
+from ocnb.ingest import Op
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
@@ -32,3 +33,11 @@ def fetch_all_sessions(client: GatewayClient) -> list[dict[str, Any]]:
         if page.get("nextOffset") is None:
             return rows
         offset = page["nextOffset"]
+
+
+class SlowStore(FleetStore):
+    """A store whose writer takes 20 ms per batch, as on a slow disk."""
+
+    def _apply(self, ops: list[Op]) -> None:
+        time.sleep(0.02)
+        super()._apply(ops)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from convergence import differences, usage_differences
-from helpers import wait_for
+from helpers import SlowStore, wait_for
 from targets import Target
 
 import ocnb
@@ -213,3 +213,15 @@ def test_no_secret_reaches_any_table_of_the_store(tmp_path: Path) -> None:
         for file in dump.iterdir():
             text = str(pq.read_table(file).to_pylist())
             assert not [secret for secret in secrets if secret in text], file.name
+
+
+def test_a_firehose_into_a_slow_writer_stays_bounded_and_loses_nothing() -> None:
+    gateway = DemoGateway(run_rate=0, churn=False, paused=True)
+    store = SlowStore(max_queued=2_000)
+    with gateway, ocnb.connect(gateway.url, gateway.token, name="demo", store=store) as fleet:
+        before = fleet.catch_up().sql("SELECT count(*) AS n FROM events")["n"].iloc[0]
+        gateway.flood(20_000, variety=2_000)  # the client reads only as fast as the store writes
+        fleet.catch_up(60)
+        assert fleet.sql("SELECT count(*) AS n FROM events")["n"].iloc[0] == before + 20_000
+        assert store.stats.waits > 0 and store.stats.max_queued <= 2_000
+        assert fleet.status == "live" and fleet.clients["demo"].stats.seq_gaps == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from helpers import SlowStore, wait_for
 
 from ocnb.ingest import Append, Rebase, ReplacePresence, Sweep, Upsert
 from ocnb.store import FleetStore
@@ -254,3 +254,35 @@ def test_an_agents_last_error_clears_after_a_later_successful_run(store: FleetSt
         ]
     )
     assert one(store, "SELECT status, last_run_error FROM agent_cards") == [("idle", None)]
+
+
+def test_a_slow_writer_holds_submitters_back_and_loses_nothing() -> None:
+    store = SlowStore(max_queued=1_000)
+    try:
+        for n in range(100):
+            store.submit([session(f"k{n}-{i}", 1) for i in range(50)])
+        store.flush(60)
+        assert one(store, "SELECT count(*) FROM sessions") == [(5_000,)]
+        assert store.stats.waits > 0 and store.stats.max_queued <= 1_000
+        assert store.stats.queued == 0
+    finally:
+        store.close()
+
+
+def test_a_failed_batch_is_retried_without_new_work(
+    store: FleetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_apply = store._apply
+    failures = iter([OSError("No space left on device")])
+
+    def flaky(ops: list[Any]) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_apply(ops)
+
+    monkeypatch.setattr(store, "_apply", flaky)
+    store.submit([session("k", 1, status="done")])
+    wait_for(lambda: store.stats.errors == 1 and not store.stats.pending, 10, "the retry")
+    assert one(store, "SELECT status FROM sessions") == [("done",)]
+    assert store.stats.queued == 0 and "No space" in (store.stats.last_error or "")
