@@ -6,6 +6,7 @@ operations in batches. Nothing here does I/O, so it is tested by feeding it payl
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,8 +68,12 @@ Op = Upsert | Append | ReplacePresence | Sweep | Rebase
 
 
 def to_json(value: Any) -> str:
-    """Compact JSON text for the store's JSON columns (orjson: the hot path of ingest)."""
-    return orjson.dumps(value).decode()
+    """Compact JSON text for the store's JSON columns (orjson: the hot path of ingest; the
+    standard library for what orjson refuses, such as integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def agent_id_of(session_key: Any) -> str | None:
