@@ -7,6 +7,7 @@ from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore
 from ocnb.client import Backoff, ClientStats, GatewayClient
 from ocnb.errors import (
     AuthError,
+    CertificateError,
     ClientClosed,
     ConnectionLost,
     GatewayUnavailable,
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthError",
     "Backoff",
+    "CertificateError",
     "ClientClosed",
     "ClientStats",
     "ConnectionLost",

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
+from ssl import SSLCertVerificationError, SSLContext
 from typing import Any, Literal, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -25,6 +26,7 @@ from ocnb import protocol
 from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore
 from ocnb.errors import (
     AuthError,
+    CertificateError,
     ClientClosed,
     ConnectionLost,
     GatewayUnavailable,
@@ -138,8 +140,13 @@ class GatewayClient:
         backoff: Backoff | None = None,
         connect_timeout: float = 15.0,
         request_timeout: float = 30.0,
+        ssl: SSLContext | None = None,
     ) -> None:
+        """`ssl`: the TLS context for `wss://` (default: verify against the system's CAs)."""
         self.credentials = Credentials.resolve(url, token, password)
+        if ssl is not None and not self.credentials.url.startswith("wss:"):
+            raise ValueError("ssl= applies to wss:// gateways only")
+        self._ssl = ssl
         self.scopes = tuple(scopes)
         self.caps = tuple(caps)
         self._device_option = device
@@ -429,6 +436,8 @@ class GatewayClient:
 
     async def _connection(self) -> None:
         """One connection, from the socket opening to its close."""
+        # wss: verify against the system's CAs unless given a context
+        tls: dict[str, Any] = {"ssl": self._ssl or True} if self.url.startswith("wss:") else {}
         try:
             ws = await connect(
                 self.url,
@@ -437,9 +446,13 @@ class GatewayClient:
                 max_size=_MAX_FRAME_BYTES,
                 compression=None,
                 user_agent_header=f"ocnb/{_version()}",
+                **tls,
             )
         except InvalidURI as exc:
             raise _Terminal(ProtocolError(f"invalid gateway URL: {exc}")) from None
+        except SSLCertVerificationError as exc:  # retrying cannot make it trusted
+            message = f"{self.url}: certificate not trusted ({exc.verify_message})"
+            raise _Terminal(CertificateError(message)) from None
         try:
             hello = await self._handshake(ws)
             self._accept(hello, ws)

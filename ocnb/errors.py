@@ -12,6 +12,7 @@ OcnbError
 │   └── InvalidRequest       the gateway refused the request's shape
 ├── RequestTimeout           no answer within the timeout
 ├── ConnectionLost           the socket closed while waiting
+├── CertificateError         a wss:// gateway's certificate did not verify
 ├── ProtocolError            the gateway sent something unparseable
 └── ClientClosed             the client was closed by its user
 ```
@@ -127,6 +128,11 @@ class ConnectionLost(OcnbError, ConnectionError):
         self.code = code
         self.reason = reason
         super().__init__(message)
+
+
+class CertificateError(OcnbError):
+    """The gateway's TLS certificate did not verify. Pass `ssl=` a context that trusts its CA
+    (`ssl.create_default_context(cafile=...)`), or an unverified one to opt out explicitly."""
 
 
 class ProtocolError(OcnbError):

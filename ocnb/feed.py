@@ -88,6 +88,7 @@ class GatewayFeed:
             on_state=lambda _: self._log_status(),
             interval=poll_interval,
             agent=agent,
+            verify=client_options.get("ssl") or True,
         )
         self._path_failures = 0
         self._ingesting = threading.Lock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -58,8 +59,10 @@ class HttpPoller:
         agent: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
-        """`transport` replaces the network (an `httpx.MockTransport` in tests)."""
+        """`verify`: the TLS context for https (the WebSocket's); `transport` replaces the
+        network (an `httpx.MockTransport` in tests)."""
         self.credentials = credentials
         self.base = http_base(credentials.url)
         self.interval = interval
@@ -70,7 +73,9 @@ class HttpPoller:
         self.last_error: OcnbError | None = None
         self.rounds = 0
         self.backoff = Backoff()
-        self._http = httpx.Client(base_url=self.base, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.base, timeout=timeout, transport=transport, verify=verify
+        )
         self._sessions: dict[str, dict[str, Any]] = {}
         self._agents: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()

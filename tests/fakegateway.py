@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -56,8 +57,10 @@ class FakeGateway:
         token: str = "fake-token-123",
         tick_interval_ms: int = 30_000,
         version: str = "2026.9.6-fake",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.protocol = protocol
+        self.tls = tls
         self.token = token
         self.tick_interval_ms = tick_interval_ms
         self.version = version
@@ -92,7 +95,7 @@ class FakeGateway:
         self._loop.close()
 
     async def _start(self) -> None:
-        self._server = await serve(self._handle, "127.0.0.1", 0, compression=None)
+        self._server = await serve(self._handle, "127.0.0.1", 0, compression=None, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
@@ -105,7 +108,7 @@ class FakeGateway:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/"
 
     def run(self, coro: Awaitable[Any], timeout: float = 10) -> Any:
         """Run a coroutine on the server's loop from the test thread."""

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import logging
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fakegateway import FakeGateway, Peer, Reject
 from helpers import wait_for
 
 from ocnb import (
     AuthError,
     Backoff,
+    CertificateError,
     ClientClosed,
     ConnectionLost,
     GatewayClient,
@@ -475,3 +484,49 @@ def test_a_missing_scope_raises_scope_error(gateway: FakeGateway) -> None:
             client.call("config.get")
         assert caught.value.missing_scope == "operator.admin"
         assert client.status == "live"
+
+
+def self_signed(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1, and its file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ocnb test gateway")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "gateway.pem", folder / "gateway.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+def test_wss_refuses_an_untrusted_certificate_once_and_trusts_a_given_ca(tmp_path: Path) -> None:
+    server_context, cert_file = self_signed(tmp_path)
+    with FakeGateway(tls=server_context) as gateway:
+        with GatewayClient(gateway.url, gateway.token) as client:
+            with pytest.raises(CertificateError, match="certificate not trusted"):
+                client.wait_until_live(10)
+            assert client.status == "failed" and len(gateway.attempts) <= 1
+        trusted = ssl.create_default_context(cafile=cert_file)
+        with GatewayClient(gateway.url, gateway.token, ssl=trusted) as client:
+            client.wait_until_live(10)
