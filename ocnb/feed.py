@@ -91,6 +91,7 @@ class GatewayFeed:
             verify=client_options.get("ssl") or True,
         )
         self._path_failures = 0
+        self._falling_back = threading.Lock()
         self._ingesting = threading.Lock()
         self.store = store
         self.name = name
@@ -226,11 +227,10 @@ class GatewayFeed:
 
     @property
     def last_error(self) -> BaseException | None:
-        return (
-            self.poller.last_error
-            if self.poller.active or self.transport == "http"
-            else (self.client.last_error)
-        )
+        """The poller's while it stands in (or is all there is), else the client's."""
+        if self.poller.active or self.transport == "http":
+            return self.poller.last_error
+        return self.client.last_error
 
     def start(self) -> None:
         """Connect: the WebSocket (falling back to HTTP polling if allowed), or HTTP only."""
@@ -251,8 +251,15 @@ class GatewayFeed:
             threading.Thread(target=self._fall_back, name="ocnb-fallback", daemon=True).start()
 
     def _fall_back(self) -> None:
-        if self.poller.active or not self.poller.healthz():
-            return  # the gateway itself is away, not just its WebSocket path
+        if not self._falling_back.acquire(blocking=False):
+            return  # another failure's probe is under way
+        try:
+            if not self.poller.active and self.poller.healthz():
+                self._start_polling()
+        finally:  # else the gateway itself is away, not just its WebSocket path
+            self._falling_back.release()
+
+    def _start_polling(self) -> None:
         if self.poller.agent is None and len(self.ingestor.agent_ids) > 1:
             self.poller.agent = self.ingestor.default_agent_id or min(self.ingestor.agent_ids)
         log.warning(
