@@ -530,3 +530,17 @@ def test_wss_refuses_an_untrusted_certificate_once_and_trusts_a_given_ca(tmp_pat
         trusted = ssl.create_default_context(cafile=cert_file)
         with GatewayClient(gateway.url, gateway.token, ssl=trusted) as client:
             client.wait_until_live(10)
+
+
+def test_a_huge_hostile_frame_is_logged_as_a_short_excerpt_without_secrets(
+    gateway: FakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    with make_client(gateway) as client:
+        client.wait_until_live(10)
+        gateway.send_raw(gateway.token + "x" * 3_000_000)  # not JSON, 3 MB, starts with a secret
+        gateway.emit("tick", {})
+        wait_for(lambda: client.stats.events == 1, what="the tick after the bad frame")
+    assert client.stats.bad_frames == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages and max(len(message) for message in messages) < 1_000
+    assert not [message for message in messages if gateway.token in message]
