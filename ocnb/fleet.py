@@ -40,6 +40,7 @@ STATUS_ORDER = (
     "live",
 )
 READY = ("live", POLLING)
+STORE_FAILING = "store failing"
 PROGRESS_THRESHOLD = 1000
 TABLES = (
     "gateways",
@@ -103,7 +104,10 @@ class Fleet:
 
     @property
     def status(self) -> str:
-        """`live` when every gateway is; otherwise the least healthy gateway's status."""
+        """`live` when every gateway is; otherwise the least healthy gateway's status, or
+        `store failing` while the store cannot write (see `last_error`)."""
+        if self.store.stats.pending:
+            return STORE_FAILING
         statuses = self.statuses.values()
         return min(statuses, key=STATUS_ORDER.index) if statuses else "idle"
 
@@ -114,6 +118,8 @@ class Fleet:
 
     @property
     def last_error(self) -> BaseException | str | None:
+        if self.store.stats.pending:
+            return self.store.stats.last_error
         for feed in self._feeds.values():
             if feed.last_error is not None:
                 return feed.last_error

@@ -225,3 +225,16 @@ def test_a_firehose_into_a_slow_writer_stays_bounded_and_loses_nothing() -> None
         assert fleet.sql("SELECT count(*) AS n FROM events")["n"].iloc[0] == before + 20_000
         assert store.stats.waits > 0 and store.stats.max_queued <= 2_000
         assert fleet.status == "live" and fleet.clients["demo"].stats.seq_gaps == 0
+
+
+def test_a_store_that_cannot_write_shows_in_the_fleet_status(
+    demo_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(ops: list[Any]) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(demo_fleet.store, "_apply", full_disk)
+    wait_for(lambda: demo_fleet.status == "store failing", 30, "the failure to show")
+    assert "No space left" in str(demo_fleet.last_error)
+    monkeypatch.undo()
+    wait_for(lambda: demo_fleet.status == "live", 30, "the retry to succeed")
