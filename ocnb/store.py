@@ -136,6 +136,19 @@ LEFT JOIN totals t USING (gateway, agent_id)
 WHERE NOT a.removed;
 """
 
+# After a full sync: a run still `running` here that began before the sync, on a session the
+# gateway shows with no run (or another one), or gone, ended unseen (e.g. a gateway restart).
+INTERRUPTED_RUNS = """
+UPDATE runs SET status = 'interrupted'
+WHERE gateway = $1 AND status = 'running' AND epoch_ms(started_at) < $2
+  AND EXISTS (
+      SELECT 1 FROM sessions s
+      WHERE s.gateway = runs.gateway AND s.session_key = runs.session_key
+        AND (s.deleted OR NOT coalesce(s.has_active_run, true)
+             OR (s.active_run_id IS NOT NULL AND s.active_run_id <> runs.run_id))
+  )
+"""
+
 # Table -> key columns, and the columns that hold ms timestamps from the gateway.
 KEYS = {
     "gateways": ("gateway",),
@@ -394,6 +407,7 @@ class FleetStore:
                     "AND session_key NOT IN (SELECT k FROM keep_keys)",
                     [sweep.before, sweep.gateway, sweep.before],
                 )
+                con.execute(INTERRUPTED_RUNS, [sweep.gateway, sweep.before])
             else:
                 con.execute(
                     "UPDATE agents SET removed = true WHERE gateway = ? AND NOT removed "

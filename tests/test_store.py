@@ -286,3 +286,22 @@ def test_a_failed_batch_is_retried_without_new_work(
     wait_for(lambda: store.stats.errors == 1 and not store.stats.pending, 10, "the retry")
     assert one(store, "SELECT status FROM sessions") == [("done",)]
     assert store.stats.queued == 0 and "No space" in (store.stats.last_error or "")
+
+
+def test_a_sync_closes_runs_that_ended_unseen(store: FleetStore) -> None:
+    def run(run_id: str, key: str, started: int) -> Upsert:
+        row = {"gateway": "gw", "run_id": run_id, "session_key": key, "status": "running"}
+        return Upsert("runs", {**row, "started_at": started})
+
+    store.submit(
+        [
+            session("idle", 150, has_active_run=False),
+            session("busy", 150, has_active_run=True, active_run_id="r-busy"),
+            run("r-lost", "idle", 100),  # the gateway restarted mid-run: no end ever came
+            run("r-busy", "busy", 100),
+            run("r-new", "idle", 300),  # began after the sync read the session
+            Sweep("sessions", "gw", frozenset({"idle", "busy"}), 200),
+        ]
+    )
+    statuses = one(store, "SELECT run_id, status FROM runs ORDER BY 1")
+    assert statuses == [("r-busy", "running"), ("r-lost", "interrupted"), ("r-new", "running")]
