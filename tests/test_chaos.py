@@ -6,6 +6,7 @@ import os
 import threading
 import time
 
+import pytest
 from chaosproxy import ChaosProxy
 from convergence import differences, usage_differences
 from helpers import wait_for
@@ -17,6 +18,7 @@ from ocnb.demo import DemoGateway
 CHAOS_SECONDS = float(os.environ.get("OCNB_CHAOS_SECONDS", "20"))
 
 
+@pytest.mark.timeout(CHAOS_SECONDS + 240)
 def test_after_chaos_the_store_converges_and_nothing_died() -> None:
     gateway = DemoGateway(seed=21, speed=10, run_rate=0.5, tick_interval=1.0)
     with (

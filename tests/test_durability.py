@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from convergence import differences
 from helpers import wait_for
 
@@ -41,6 +42,7 @@ def logged_events(path: Path) -> int:
         store.close()
 
 
+@pytest.mark.timeout(300)  # twenty processes start, connect and die
 def test_kill_9_at_random_moments_loses_nothing_committed(tmp_path: Path) -> None:
     path = tmp_path / "fleet.duckdb"
     rng = random.Random(10)
