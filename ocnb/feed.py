@@ -34,7 +34,7 @@ PATH_FAILURES = 2  # failed upgrades in a row before trying the HTTP side
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NO_LIMIT = 1_000_000  # "everything" where a method has no paging
 ROSTER_DEBOUNCE = 0.5
-DESCRIBE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # until a v3 row is as new as a run's end
+DESCRIBE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # v3 re-reads after a run's end
 
 
 def _now_ms() -> int:
@@ -101,7 +101,7 @@ class GatewayFeed:
         self.syncs = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._roster_pending = False
-        self._describe_pending: dict[str, int] = {}  # session key -> wanted updatedAt
+        self._describe_pending: dict[str, bool] = {}  # session key -> after a run's end
         client.on_any(self._on_event)
         client.on_status(self._on_status)
         client.on_connect_failed(self._on_connect_failed)
@@ -199,9 +199,7 @@ class GatewayFeed:
             )
             key = data.get("sessionKey")
             if phase in ("end", "error") and isinstance(key, str):
-                # v3 saves a run's tokens after announcing its end, and may not say so later
-                ended = data["data"].get("endedAt") or data.get("ts")
-                self._schedule_describe(key, ended if isinstance(ended, int) else 0)
+                self._schedule_describe(key, run_ended=True)
 
     def _on_status(self, status: Status) -> None:
         if status == "live" and self.poller.active:
@@ -286,10 +284,12 @@ class GatewayFeed:
         except OcnbError as exc:
             log.warning("%s: agents.list after a roster change failed: %s", self.name, exc)
 
-    def _schedule_describe(self, key: str, fresh_from: int = 0) -> None:
-        """Re-read a v3 session row soon, and again until its `updatedAt` reaches `fresh_from`."""
+    def _schedule_describe(self, key: str, run_ended: bool = False) -> None:
+        """Re-read a v3 session row soon; after a run's end, again and again for ~16 s: v3
+        saves the run's tokens some time after announcing the end, and says nothing then
+        (when is not knowable from the row: its `updatedAt` moves before the tokens land)."""
         pending = self._describe_pending.get(key)
-        self._describe_pending[key] = max(fresh_from, pending or 0)
+        self._describe_pending[key] = run_ended or bool(pending)
         if pending is None:
             self._spawn(self._describe_later(key))
 
@@ -305,7 +305,6 @@ class GatewayFeed:
             if not isinstance(row, dict):
                 break
             self._log("sessions.describe", row)
-            updated = row.get("updatedAt")
-            if not isinstance(updated, int) or updated >= self._describe_pending[key]:
-                break
+            if not self._describe_pending[key]:
+                break  # no run ended: one read is enough
         self._describe_pending.pop(key, None)

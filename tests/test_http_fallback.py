@@ -72,7 +72,7 @@ def test_wrong_token_over_http_is_terminal_and_never_shown(
 
 
 def test_the_demo_falls_back_to_its_http_side_and_returns() -> None:
-    demo = DemoGateway(seed=3, run_rate=0.3, speed=5, http=True)
+    demo = DemoGateway(seed=3, run_rate=0, speed=5, http=True)  # the activity is ours
     with (
         demo,
         BlockingProxy(demo.port) as proxy,
