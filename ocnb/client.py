@@ -522,7 +522,9 @@ class GatewayClient:
         The reader starts before any request is sent: the sync's answers arrive through it.
         """
         assert self._connected is not None
-        reader = asyncio.create_task(self._read_frames(ws), name="ocnb-reader")
+        reader = asyncio.create_task(
+            self._read_frames(ws, hello.max_payload or _MAX_FRAME_BYTES), name="ocnb-reader"
+        )
         self._connected.set()
         syncer = asyncio.create_task(self._keep_synced(), name="ocnb-sync")
         watchdog = asyncio.create_task(self._watch_ticks(ws, hello.tick_interval_ms / 1000))
@@ -537,12 +539,22 @@ class GatewayClient:
             if not task.cancelled() and (error := task.exception()) is not None:
                 raise error
 
-    async def _read_frames(self, ws: ClientConnection) -> None:
+    async def _read_frames(self, ws: ClientConnection, max_payload: int) -> None:
+        """Route every frame; one over the gateway's own `maxPayload` is hostile and skipped."""
         stats = self.stats
         with contextlib.suppress(ConnectionClosed):
             async for message in ws:
                 stats.frames += 1
                 stats.last_frame_at = time.time()
+                if len(message) > max_payload:
+                    stats.bad_frames += 1
+                    log.warning(
+                        "%s: ignored a %d-byte frame, over the gateway's maxPayload of %d",
+                        self.url,
+                        len(message),
+                        max_payload,
+                    )
+                    continue
                 try:
                     frame = protocol.decode_frame(message)
                 except ProtocolError as exc:

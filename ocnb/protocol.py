@@ -307,6 +307,12 @@ class Hello:
         return value if is_positive_int else DEFAULT_TICK_INTERVAL_MS  # type: ignore[return-value]
 
     @property
+    def max_payload(self) -> int | None:
+        """The largest frame, in bytes, the gateway says it handles (`policy.maxPayload`)."""
+        value = self.policy.get("maxPayload")
+        return value if type(value) is int and value > 0 else None
+
+    @property
     def methods(self) -> frozenset[str]:
         methods = self.features.get("methods")
         if not isinstance(methods, list):

@@ -58,8 +58,10 @@ class FakeGateway:
         tick_interval_ms: int = 30_000,
         version: str = "2026.9.6-fake",
         tls: ssl.SSLContext | None = None,
+        max_payload: int = 26_214_400,
     ) -> None:
         self.protocol = protocol
+        self.max_payload = max_payload
         self.tls = tls
         self.token = token
         self.tick_interval_ms = tick_interval_ms
@@ -203,7 +205,7 @@ class FakeGateway:
             },
             "auth": {"role": "operator", "scopes": params.get("scopes", [])},
             "policy": {
-                "maxPayload": 26214400,
+                "maxPayload": self.max_payload,
                 "maxBufferedBytes": 52428800,
                 "tickIntervalMs": self.tick_interval_ms,
             },

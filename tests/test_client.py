@@ -544,3 +544,27 @@ def test_a_huge_hostile_frame_is_logged_as_a_short_excerpt_without_secrets(
     messages = [record.getMessage() for record in caplog.records]
     assert messages and max(len(message) for message in messages) < 1_000
     assert not [message for message in messages if gateway.token in message]
+
+
+def test_a_frame_over_the_gateways_own_max_payload_is_skipped_and_counted() -> None:
+    with FakeGateway(max_payload=4096) as gateway, make_client(gateway) as client:
+        client.wait_until_live(10)
+        gateway.emit("health", {"padding": "x" * 5000})
+        gateway.emit("tick", {})
+        wait_for(lambda: client.stats.events == 1, what="the tick after the oversized frame")
+        assert client.stats.bad_frames == 1
+        assert client.stats.connects == 1 and client.status == "live"
+
+
+def test_answers_to_unknown_or_already_answered_ids_reach_nobody(gateway: FakeGateway) -> None:
+    with make_client(gateway) as client:
+        client.wait_until_live(10)
+        assert client.call("agents.list")["defaultId"] == "main"
+        answered = gateway.peers[-1].requests[-1]["id"]
+        for request_id in (answered, answered, "no-such-id"):
+            gateway.send_raw(
+                f'{{"type": "res", "id": "{request_id}", "ok": true, "payload": {{"x": 1}}}}'
+            )
+        wait_for(lambda: client.stats.unknown_responses == 3, what="three stray answers")
+        assert client.call("agents.list")["defaultId"] == "main"
+        assert client.stats.connects == 1 and client.status == "live"

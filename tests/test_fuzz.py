@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+from fakegateway import FakeGateway
+from helpers import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ocnb import Backoff, GatewayClient
 from ocnb.errors import ProtocolError
 from ocnb.ingest import Ingestor
 from ocnb.protocol import Event, decode_frame
@@ -49,6 +56,73 @@ def test_any_text_or_bytes_is_a_frame_or_a_protocol_error(data: str | bytes) -> 
 def test_any_frame_shape_is_a_frame_or_a_protocol_error(frame: dict[str, Any]) -> None:
     with contextlib.suppress(ProtocolError):
         decode_frame(json.dumps(frame))
+
+
+class LiveClient:
+    """One client on a scripted gateway, kept across examples, with every log line it wrote."""
+
+    def __init__(self, gateway: FakeGateway, client: GatewayClient) -> None:
+        self.gateway, self.client = gateway, client
+        self.markers: list[int] = []
+        self.log_lines: list[str] = []
+        self.sent = itertools.count()
+        client.on("fuzz.marker", lambda event: self.markers.append(event.payload))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log_lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveClient]:
+    backoff = Backoff(initial=0.05, maximum=0.2)
+    with FakeGateway(max_payload=64_000) as gateway:
+        # no subscribe and no sync: every answer the gateway sends is one nobody asked for
+        client = GatewayClient(
+            gateway.url, gateway.token, backoff=backoff, subscribe_sessions=False
+        )
+        with client:
+            client.wait_until_live(10)
+            live = LiveClient(gateway, client)
+            handler = logging.Handler(logging.DEBUG)
+            handler.emit = live.emit  # type: ignore[method-assign]
+            logger = logging.getLogger("ocnb")
+            logger.addHandler(handler)
+            try:
+                yield live
+            finally:
+                logger.removeHandler(handler)
+
+
+WIRE = (
+    FRAMES.map(json.dumps)
+    | st.text(max_size=200)
+    | st.binary(max_size=200)
+    | st.builds(
+        lambda n: f'{{"type": "event", "event": "x", "payload": "{"y" * n}"}}',
+        st.integers(60_000, 70_000),
+    )
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(WIRE, min_size=1, max_size=12))
+def test_a_live_client_survives_any_frames_and_counts_each_one(
+    live: LiveClient, frames: list[str | bytes]
+) -> None:
+    """Each frame is dispatched, or counted as bad or as an answer nobody asked for."""
+    client, stats = live.client, live.client.stats
+    before = stats.frames, stats.events, stats.bad_frames, stats.unknown_responses
+    for frame in frames:
+        live.gateway.send_raw(frame)
+    marker = next(live.sent)
+    live.gateway.send_raw(json.dumps({"type": "event", "event": "fuzz.marker", "payload": marker}))
+    wait_for(lambda: marker in live.markers, 10, "the marker after the fuzzed frames")
+    frames_seen = stats.frames - before[0]
+    assert frames_seen == len(frames) + 1
+    sorted_out = stats.events - before[1] + stats.bad_frames - before[2]
+    assert sorted_out + stats.unknown_responses - before[3] == frames_seen
+    assert client.status in ("live", "syncing") and stats.connects == 1
+    assert max(map(len, live.log_lines), default=0) < 1_000
 
 
 PAYLOADS = st.fixed_dictionaries(
