@@ -212,6 +212,8 @@ class FleetStore:
         self._queue: queue.Queue[list[Op] | None] = queue.Queue()
         self._submitted = 0
         self._applied = 0
+        self._failing_with: str | None = None  # the error of the current streak of failures
+        self._failed_attempts = 0
         self._applied_changed = threading.Condition()
         self._listeners: list[Callable[[], None]] = []
         self.stats = StoreStats()
@@ -296,11 +298,18 @@ class FleetStore:
         try:
             self._apply(batch)
         except Exception as exc:  # a full disk or a bug must not kill the writer
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if error != self._failing_with:  # logged once per streak, not once per retry
+                log.exception("ocnb store: batch of %d operations not written", len(batch))
+            self._failing_with = error
+            self._failed_attempts += 1
             self.stats.errors += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.stats.last_error = error
             self.stats.pending = batch  # kept, and retried
-            log.exception("ocnb store: batch of %d operations not written", len(batch))
             return 0
+        if self._failing_with is not None:
+            log.warning("ocnb store: written again after %d failed attempts", self._failed_attempts)
+            self._failing_with, self._failed_attempts = None, 0
         self.stats.pending = []
         self.stats.batches += 1
         self.stats.ops += len(batch)

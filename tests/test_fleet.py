@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from pathlib import Path
@@ -227,14 +228,18 @@ def test_a_firehose_into_a_slow_writer_stays_bounded_and_loses_nothing() -> None
         assert fleet.status == "live" and fleet.clients["demo"].stats.seq_gaps == 0
 
 
-def test_a_store_that_cannot_write_shows_in_the_fleet_status(
-    demo_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+def test_a_store_that_cannot_write_shows_in_the_fleet_status_and_logs_once(
+    demo_fleet: Fleet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def full_disk(ops: list[Any]) -> None:
         raise OSError("No space left on device")
 
+    caplog.set_level(logging.INFO, "ocnb.store")
     monkeypatch.setattr(demo_fleet.store, "_apply", full_disk)
     wait_for(lambda: demo_fleet.status == "store failing", 30, "the failure to show")
     assert "No space left" in str(demo_fleet.last_error)
+    wait_for(lambda: demo_fleet.store.stats.errors >= 3, 30, "the writer to retry")
     monkeypatch.undo()
     wait_for(lambda: demo_fleet.status == "live", 30, "the retry to succeed")
+    logged = [r.levelname for r in caplog.records if r.name == "ocnb.store"]
+    assert logged == ["ERROR", "WARNING"]  # the failure once, then its end
