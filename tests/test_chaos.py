@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from chaosproxy import ChaosProxy
@@ -18,6 +20,23 @@ from ocnb.demo import DemoGateway
 CHAOS_SECONDS = float(os.environ.get("OCNB_CHAOS_SECONDS", "20"))
 
 
+def rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def footprint(client: ocnb.GatewayClient) -> tuple[int, int, int]:
+    """ocnb's threads, the tasks on the client's loop, and calls awaiting an answer."""
+
+    async def tasks() -> int:
+        return len(asyncio.all_tasks())
+
+    assert client._loop is not None
+    running = asyncio.run_coroutine_threadsafe(tasks(), client._loop).result(5)
+    threads = sum(thread.name.startswith("ocnb") for thread in threading.enumerate())
+    return threads, running, len(client._pending)
+
+
 @pytest.mark.timeout(CHAOS_SECONDS + 240)
 def test_after_chaos_the_store_converges_and_nothing_died() -> None:
     gateway = DemoGateway(seed=21, speed=10, run_rate=0.5, tick_interval=1.0)
@@ -29,8 +48,17 @@ def test_after_chaos_the_store_converges_and_nothing_died() -> None:
         ) as fleet,
     ):
         client = fleet.clients["demo"]
-        deadline = time.monotonic() + CHAOS_SECONDS
-        wait_for(lambda: time.monotonic() > deadline, CHAOS_SECONDS + 5, "the chaos to run")
+        started = time.monotonic()
+        samples: list[tuple[float, tuple[int, int, int], float]] = []
+
+        def sample_while_chaos_lasts() -> bool:
+            now = time.monotonic() - started
+            due = not samples or now - samples[-1][0] > 0.25
+            if due and client.status == "live":  # threads and tasks settle once live
+                samples.append((now, footprint(client), rss_mb()))
+            return time.monotonic() - started > CHAOS_SECONDS
+
+        wait_for(sample_while_chaos_lasts, CHAOS_SECONDS + 5, "the chaos to run")
         proxy.calm()
         gateway.pause()  # a still fleet to compare with
         wait_for(lambda: client.status == "live", 60, "the client to be live again")
@@ -41,3 +69,11 @@ def test_after_chaos_the_store_converges_and_nothing_died() -> None:
         assert client.stats.reconnects >= 1
         assert {t.name for t in threading.enumerate()} >= {"ocnb-loop", "ocnb-writer"}
         assert fleet.store.stats.errors == 0
+        # flat: the faults left no thread, task or call behind, and memory grew with data only
+        early = [sample for sample in samples if sample[0] < CHAOS_SECONDS / 2]
+        assert early, "the client was never live in the first half of the chaos"
+        threads, tasks, pending = footprint(client)
+        assert threads <= max(sample[1][0] for sample in early)
+        assert tasks <= max(sample[1][1] for sample in early)
+        assert pending == 0
+        assert samples[-1][2] - early[-1][2] < 50, "RSS grew by 50 MB during the chaos"
