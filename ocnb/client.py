@@ -81,6 +81,7 @@ class ClientStats:
     bad_frames: int = 0
     handler_errors: int = 0
     unknown_responses: int = 0
+    attempts: int = 0
     connects: int = 0
     reconnects: int = 0
     seq_gaps: int = 0
@@ -436,6 +437,7 @@ class GatewayClient:
 
     async def _connection(self) -> None:
         """One connection, from the socket opening to its close."""
+        self.stats.attempts += 1
         # wss: verify against the system's CAs unless given a context
         tls: dict[str, Any] = {"ssl": self._ssl or True} if self.url.startswith("wss:") else {}
         try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from helpers import fetch_all_sessions
+import pytest
+from helpers import fetch_all_sessions, wait_for
 
 from ocnb import Fleet, GatewayClient
 
+TERMINAL = {"done", "failed", "killed", "interrupted", "timeout"}
 SESSION_FIELDS = {
     "status": "status",
     "model": "model",
@@ -91,3 +93,24 @@ def usage_differences(fleet: Fleet, client: GatewayClient, gateway: str) -> list
         if mine[0] != real[0] or not math.isclose(mine[1], real[1], rel_tol=1e-6, abs_tol=1e-9):
             found.append(f"agent {agent_id}: store {mine}, gateway {real}")
     return found
+
+
+def converged(fleet: Fleet, client: GatewayClient, gateway: str, timeout: float = 60) -> None:
+    """Wait until the store and the gateway agree; fail with the differences if they never do."""
+    last: list[str] = []
+
+    def agree() -> bool:
+        nonlocal last
+        last = differences(fleet, client, gateway)
+        return not last
+
+    try:
+        wait_for(agree, timeout, "the store to converge")
+    except pytest.fail.Exception:
+        pytest.fail(f"store and gateway still differ: {last[:10]}")
+
+
+def runs_finished(fleet: Fleet, run_ids: list[str]) -> bool:
+    runs = fleet.runs()
+    ours = runs[runs["run_id"].isin(run_ids)]
+    return len(ours) == len(run_ids) and set(ours["status"]) <= TERMINAL

@@ -9,36 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from convergence import differences, usage_differences
+from convergence import converged, runs_finished, usage_differences
 from helpers import SlowStore, wait_for
 from targets import Target
 
 import ocnb
 from ocnb import Fleet
 from ocnb.demo import DemoGateway
-
-TERMINAL = {"done", "failed", "killed", "interrupted", "timeout"}
-
-
-def converged(fleet: Fleet, client: ocnb.GatewayClient, gateway: str, timeout: float = 60) -> None:
-    """Wait until the store and the gateway agree; fail with the differences if they never do."""
-    last: list[str] = []
-
-    def agree() -> bool:
-        nonlocal last
-        last = differences(fleet, client, gateway)
-        return not last
-
-    try:
-        wait_for(agree, timeout, "the store to converge")
-    except pytest.fail.Exception:
-        pytest.fail(f"store and gateway still differ: {last[:10]}")
-
-
-def runs_finished(fleet: Fleet, run_ids: list[str]) -> bool:
-    runs = fleet.runs()
-    ours = runs[runs["run_id"].isin(run_ids)]
-    return len(ours) == len(run_ids) and set(ours["status"]) <= TERMINAL
 
 
 def test_after_activity_and_a_restart_the_store_equals_the_gateway(target: Target) -> None:
