@@ -1,8 +1,9 @@
 """`FleetStore`: the fleet in DuckDB, written in batches by one thread, read by any thread.
 
 Operations from `ocnb.ingest` go through a queue to the writer thread `ocnb-writer`, which
-applies up to ~1000 of them (or what ~50 ms brings) in one transaction: log appends, then
-upserts where the newest row per key wins, then sweeps. Each reading thread gets its own cursor.
+applies all that is queued (up to `BATCH_ROWS`) in one transaction: log appends, then upserts
+where the newest row per key wins, then sweeps. Each reading thread gets its own cursor.
+DuckDB keeps at most `memory_limit` in memory and spills the rest to a temporary directory.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
 RETRY_SECONDS = 1.0
-MAX_QUEUED = 100_000  # operations (rows) waiting for the writer: about 100-200 MB
+MAX_QUEUED = 40_000  # operations (rows) waiting for the writer: about 40-80 MB
+MEMORY_LIMIT = "256MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -189,11 +192,23 @@ class StoreStats:
 class FleetStore:
     """A DuckDB database of one or more gateways' fleets (in memory unless given a path)."""
 
-    def __init__(self, path: str | Path | None = None, max_queued: int = MAX_QUEUED) -> None:
-        """`max_queued`: operations waiting for the writer beyond which `submit` waits."""
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        max_queued: int = MAX_QUEUED,
+        *,
+        memory_limit: str = MEMORY_LIMIT,
+    ) -> None:
+        """`max_queued`: operations waiting for the writer beyond which `submit` waits;
+        `memory_limit`: what DuckDB may hold in memory (a DuckDB size, e.g. "1GB")."""
         self.path = str(path) if path is not None else ":memory:"
         self.max_queued = max_queued
-        self._con = duckdb.connect(self.path)
+        config: dict[str, Any] = {"memory_limit": memory_limit}
+        # a file store spills next to its file; an in-memory one to a directory of its own
+        self._spill = None if path is not None else tempfile.TemporaryDirectory(prefix="ocnb-")
+        if self._spill is not None:
+            config["temp_directory"] = self._spill.name
+        self._con = duckdb.connect(self.path, config=config)
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(SCHEMA)
         self._schemas = {
@@ -447,6 +462,14 @@ class FleetStore:
         table: pa.Table = self.cursor().sql(query, params=params).to_arrow_table()
         return table
 
+    def batches(
+        self, query: str, params: dict[str, Any] | None = None, rows: int = 10_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a query's result from this thread, `rows` at a time (for results larger than
+        the memory limit)."""
+        reader = self.cursor().sql(query, params=params).to_arrow_reader(rows)
+        yield from reader
+
     def close(self) -> None:
         """Write everything queued, stop the writer and close the database."""
         self._queue.put(None)
@@ -456,6 +479,8 @@ class FleetStore:
                 with contextlib.suppress(duckdb.Error):
                     cursor.close()
         self._con.close()
+        if self._spill is not None:
+            self._spill.cleanup()
 
 
 _PANDAS_TYPES = {

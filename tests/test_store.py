@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from helpers import SlowStore, wait_for
 
-from ocnb.ingest import Append, Rebase, ReplacePresence, Sweep, Upsert
+from ocnb.demo.flood import render
+from ocnb.ingest import Append, Ingestor, Rebase, ReplacePresence, Sweep, Upsert
+from ocnb.protocol import decode_frame
 from ocnb.store import FleetStore
 
 
@@ -305,3 +307,20 @@ def test_a_sync_closes_runs_that_ended_unseen(store: FleetStore) -> None:
     )
     statuses = one(store, "SELECT run_id, status FROM runs ORDER BY 1")
     assert statuses == [("r-busy", "running"), ("r-lost", "interrupted"), ("r-new", "running")]
+
+
+def test_an_in_memory_store_larger_than_its_memory_limit_spills_and_streams() -> None:
+    ingestor, store = Ingestor("gw"), FleetStore(memory_limit="32MB")
+    spill = Path(store._con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+    try:
+        for seq, frame in enumerate(render(30_000, protocol=4), start=1):
+            store.submit(ingestor.event(decode_frame(f'{frame},"seq":{seq}}}'), seq))
+        logged = one(store, "SELECT count(*), sum(strlen(payload)) FROM events")[0]
+        assert logged[0] == 30_000 and logged[1] > 50_000_000  # JSON beyond the limit
+        assert any(spill.iterdir()), "nothing spilled"
+        query = "SELECT seq, payload FROM events"  # in the order written, as fleet_at reads it
+        streamed = [row["seq"] for batch in store.batches(query) for row in batch.to_pylist()]
+        assert streamed == list(range(1, 30_001))
+    finally:
+        store.close()
+    assert not spill.exists()
