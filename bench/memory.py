@@ -1,5 +1,6 @@
 """Memory and analysis on a large store: RSS after N events (in memory and in a file), the
 analysis helpers' time on that store, and RSS over a soak at a steady rate (its slope).
+Each part runs in a fresh process of its own, so that no part's memory counts in another's.
 Linux only (reads /proc/self/status). Prints tables and writes bench/results/memory.json.
 
     .venv/bin/python bench/memory.py [--events 1000000] [--soak-seconds 600] [--rate 2000]
@@ -11,6 +12,8 @@ import argparse
 import json
 import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -72,19 +75,38 @@ def soak(gateway: GatewayProcess, seconds: float, rate: float) -> dict[str, Any]
             "slope_mb_per_min": slope}  # fmt: skip
 
 
+def part(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One part, in this process: "memory" or "file" (fill) or "soak"."""
+    with GatewayProcess(secrets.token_urlsafe(16)) as gateway:
+        if name == "soak":
+            return soak(gateway, args.soak_seconds, args.rate)
+        if name == "memory":
+            return fill(gateway, None, args.events)
+        with tempfile.TemporaryDirectory() as folder:
+            return fill(gateway, str(Path(folder) / "fleet.duckdb"), args.events)
+
+
+def in_own_process(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--part", name, "--events", str(args.events)]
+    command += ["--soak-seconds", str(args.soak_seconds), "--rate", str(args.rate)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads(output.splitlines()[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--soak-seconds", type=float, default=600)
     parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--part", choices=["memory", "file", "soak"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.part:
+        print(json.dumps(part(args.part, args)))
+        return
     results: dict[str, Any] = {"baseline_rss_mb": rss_mb()}
-    with GatewayProcess(secrets.token_urlsafe(16)) as gateway:
-        results["memory"] = fill(gateway, None, args.events)
-        with tempfile.TemporaryDirectory() as folder:
-            results["file"] = fill(gateway, str(Path(folder) / "fleet.duckdb"), args.events)
-        if args.soak_seconds > 0:
-            results["soak"] = soak(gateway, args.soak_seconds, args.rate)
+    for name in ("memory", "file", *(["soak"] if args.soak_seconds > 0 else [])):
+        results[name] = in_own_process(name, args)
     print(f"{args.events:,} events     RSS MB   runs() s   token_usage() s   fleet_at() s")
     for name in ("memory", "file"):
         row = results[name]
