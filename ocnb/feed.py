@@ -109,51 +109,75 @@ class GatewayFeed:
     # --- the sync ------------------------------------------------------------------------------
 
     async def sync(self, client: GatewayClient) -> None:
-        """Read the whole fleet: roster, every session page, usage; sweep what vanished."""
+        """Read the whole fleet: roster, every session page, usage; sweep what vanished.
+        The usage answer is fetched meanwhile and ingested last."""
         hello = client.hello
         assert hello is not None
         with self._ingesting:
             self.store.submit(self.ingestor.hello(hello, client.url, _now_ms()))
-        await self._refresh_roster()
-        await self._sync_sessions()
-        await self._sync_usage()
+        usage = asyncio.ensure_future(self._fetch_usage())
+        try:
+            await self._refresh_roster()
+            await self._sync_sessions()
+            payload = await usage
+        finally:
+            usage.cancel()
+            await asyncio.gather(usage, return_exceptions=True)
+        if payload is not None:
+            as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
+            self._log("sessions.usage", payload, as_of=as_of if isinstance(as_of, int) else None)
         self.syncs += 1
 
     async def _sync_sessions(self) -> None:
+        """Every page of `sessions.list`; the next page is asked for while this one is ingested."""
         self.synced_sessions, self.total_sessions = 0, None
         keys: set[str] = set()
-        offset: int | None = 0
         started: int | None = None
-        while offset is not None:
-            if self.ingestor.protocol >= 4:
-                params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
-            else:  # v3 has no offset: one large page
-                params = {"limit": NO_LIMIT}
-            page = await self.client.acall("sessions.list", params)
-            if started is None:  # the first page: what it shows supersedes all held before
-                started = page.get("ts") if isinstance(page.get("ts"), int) else _now_ms()
-                self._log("sessions.resync", {}, as_of=started)
-            ops = self._log("sessions.list", page)
-            keys.update(op.row["session_key"] for op in ops if isinstance(op, Upsert))
-            self.synced_sessions = len(keys)
-            total = page.get("totalCount")
-            self.total_sessions = total if isinstance(total, int) else None
-            next_offset = page.get("nextOffset") if self.ingestor.protocol >= 4 else None
-            offset = next_offset if isinstance(next_offset, int) and next_offset > offset else None
+        request: asyncio.Future[tuple[int, Any]] | None = self._page_request(0)
+        try:
+            while request is not None:
+                offset, page = await request
+                next_offset = page.get("nextOffset") if self.ingestor.protocol >= 4 else None
+                request = None
+                if isinstance(next_offset, int) and next_offset > offset:
+                    request = self._page_request(next_offset)
+                if started is None:  # the first page: what it shows supersedes all held before
+                    started = page.get("ts") if isinstance(page.get("ts"), int) else _now_ms()
+                    self._log("sessions.resync", {}, as_of=started)
+                ops = self._log("sessions.list", page)
+                keys.update(op.row["session_key"] for op in ops if isinstance(op, Upsert))
+                self.synced_sessions = len(keys)
+                total = page.get("totalCount")
+                self.total_sessions = total if isinstance(total, int) else None
+        finally:
+            if request is not None:
+                request.cancel()
+                await asyncio.gather(request, return_exceptions=True)
         assert started is not None
         self._log("sessions.swept", {"keep": sorted(keys)}, as_of=started)
 
-    async def _sync_usage(self) -> None:
-        """Lifetime spend per session. The answer is timed by the gateway's `updatedAt` (it may
-        come from the gateway's usage cache); live messages after that time add to it."""
+    def _page_request(self, offset: int) -> asyncio.Future[tuple[int, Any]]:
+        """The page at `offset`, asked for now: (offset, page)."""
+        if self.ingestor.protocol >= 4:
+            params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
+        else:  # v3 has no offset: one large page
+            params = {"limit": NO_LIMIT}
+
+        async def fetch() -> tuple[int, Any]:
+            return offset, await self.client.acall("sessions.list", params)
+
+        return asyncio.ensure_future(fetch())
+
+    async def _fetch_usage(self) -> Any:
+        """Lifetime spend per session (None if the gateway has none). The answer is timed by the
+        gateway's `updatedAt` (it may come from its usage cache); live messages after that time
+        add to it."""
         params = all_time_usage_params(self.ingestor.protocol)
         try:
-            payload = await self.client.acall("sessions.usage", params, timeout=60)
+            return await self.client.acall("sessions.usage", params, timeout=60)
         except OcnbError as exc:  # optional: totals then start from what is seen live
             log.warning("%s: no sessions.usage (%s); totals count from now on", self.name, exc)
-            return
-        as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
-        self._log("sessions.usage", payload, as_of=as_of if isinstance(as_of, int) else None)
+            return None
 
     async def _refresh_roster(self) -> None:
         as_of = _now_ms()

@@ -8,6 +8,7 @@ event log see a (coarser) timeline. The shared secret goes only in the `Authoriz
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import ssl
@@ -73,8 +74,8 @@ class HttpPoller:
         self.last_error: OcnbError | None = None
         self.rounds = 0
         self.backoff = Backoff()
-        self._http = httpx.Client(
-            base_url=self.base, timeout=timeout, transport=transport, verify=verify
+        self._new_http = functools.partial(
+            httpx.Client, base_url=self.base, timeout=timeout, transport=transport, verify=verify
         )
         self._sessions: dict[str, dict[str, Any]] = {}
         self._agents: dict[str, dict[str, Any]] = {}
@@ -85,6 +86,11 @@ class HttpPoller:
         return f"<HttpPoller {self.base} {self.state}, {self.rounds} rounds>"
 
     # --- the HTTP side ---------------------------------------------------------------------------
+
+    @functools.cached_property
+    def _http(self) -> httpx.Client:
+        """Made on first use (its TLS set-up costs tens of milliseconds; most feeds never poll)."""
+        return self._new_http()
 
     def healthz(self) -> bool:
         """Whether the gateway's HTTP side answers (no credentials needed)."""
@@ -209,7 +215,8 @@ class HttpPoller:
         self.stop()
         if self._thread is not None:
             self._thread.join(10)
-        self._http.close()
+        if "_http" in self.__dict__:
+            self._http.close()
 
     def _set_state(self, state: PollState) -> None:
         if state != self.state:
