@@ -84,12 +84,20 @@ def agent_id_of(session_key: Any) -> str | None:
     return None
 
 
-def _int(value: Any) -> int | None:
-    if type(value) is int:
-        return value
+INT64 = 2**63 - 1
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last moment DuckDB can hold
+
+
+def _int(value: Any, limit: int = INT64) -> int | None:
+    """A whole number within ±`limit` (a BIGINT column's range by default), else None."""
     if type(value) is float and math.isfinite(value):
-        return int(value)
-    return None
+        value = int(value)
+    return value if type(value) is int and -limit <= value <= limit else None
+
+
+def _ms(value: Any) -> int | None:
+    """An epoch-ms timestamp DuckDB can hold, else None."""
+    return _int(value, MAX_MS)
 
 
 def _float(value: Any) -> float | None:
@@ -209,7 +217,7 @@ class Ingestor:
         key = _str(row.get("key"))
         if key is None:
             return None
-        updated = _int(row.get("updatedAt"))
+        updated = _ms(row.get("updatedAt"))
         active = row.get("activeRunIds")
         return Upsert(
             "sessions",
@@ -234,10 +242,10 @@ class Ingestor:
                 "output_tokens": _int(row.get("outputTokens")),
                 "total_tokens": _int(row.get("totalTokens")),
                 "estimated_cost_usd": _float(row.get("estimatedCostUsd")),
-                "created_at": _int(row.get("createdAt")),
+                "created_at": _ms(row.get("createdAt")),
                 "updated_at": updated,
-                "started_at": _int(row.get("startedAt")),
-                "ended_at": _int(row.get("endedAt")),
+                "started_at": _ms(row.get("startedAt")),
+                "ended_at": _ms(row.get("endedAt")),
                 "runtime_ms": _int(row.get("runtimeMs")),
                 "deleted": False,
                 "partial": partial,
@@ -319,7 +327,7 @@ class Ingestor:
                     "mode": _str(entry.get("mode")),
                     "version": _str(entry.get("version")),
                     "reason": _str(entry.get("reason")),
-                    "ts": _int(entry.get("ts")),
+                    "ts": _ms(entry.get("ts")),
                 }
             )
         return ReplacePresence(self.gateway, version, rows)
@@ -388,7 +396,7 @@ class Ingestor:
 
     def _sessions_changed(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
         key = _str(data.get("sessionKey"))
-        ts = _int(data.get("ts")) or now
+        ts = _ms(data.get("ts")) or now
         if key is None:
             return []
         if data.get("reason") == "delete":
@@ -416,8 +424,8 @@ class Ingestor:
             key,
             agent_id=_str(row.get("agentId")),
             status=status if status in TERMINAL_STATUSES else None,
-            started_at=_int(row.get("startedAt")),
-            ended_at=_int(row.get("endedAt")),
+            started_at=_ms(row.get("startedAt")),
+            ended_at=_ms(row.get("endedAt")),
             model_provider=_str(row.get("modelProvider")),
             model=_str(row.get("model")),
             input_tokens=_int(row.get("inputTokens")),
@@ -450,7 +458,7 @@ class Ingestor:
                     "session_key": key,
                     "agent_id": _str(data.get("agentId")) or agent_id_of(key),
                     "run_id": _str(data.get("runId")) or _str(meta.get("runId")),
-                    "ts": _int(message.get("timestamp")) or now,
+                    "ts": _ms(message.get("timestamp")) or now,
                     "provider": _str(message.get("provider")),
                     "model": _str(message.get("model")),
                     "input_tokens": tokens_in,
@@ -469,7 +477,7 @@ class Ingestor:
         if run_id is None or key is None:
             return []
         stream, body = data.get("stream"), _dict(data.get("data"))
-        ts = _int(data.get("ts")) or now
+        ts = _ms(data.get("ts")) or now
         agent_id = _str(data.get("agentId"))
         if stream == "usage":
             return [
@@ -481,7 +489,7 @@ class Ingestor:
             return []
         phase = body.get("phase")
         if phase == "start":
-            started = _int(body.get("startedAt")) or ts
+            started = _ms(body.get("startedAt")) or ts
             return [self._run(run_id, key, agent_id=agent_id, started_at=started, status="running")]
         if phase == "model":
             return [
@@ -501,8 +509,8 @@ class Ingestor:
                     run_id,
                     key,
                     agent_id=agent_id,
-                    started_at=_int(body.get("startedAt")),
-                    ended_at=_int(body.get("endedAt")) or ts,
+                    started_at=_ms(body.get("startedAt")),
+                    ended_at=_ms(body.get("endedAt")) or ts,
                     status=status,
                     error=_str(body.get("error")) if failed else None,
                 )
@@ -516,7 +524,7 @@ class Ingestor:
             return []
         agent_id = _str(data.get("agentId"))
         # the gateway's clock only: a run's start and end must be comparable
-        ended = _int(data.get("ts")) or _int(_dict(data.get("message")).get("timestamp"))
+        ended = _ms(data.get("ts")) or _ms(_dict(data.get("message")).get("timestamp"))
         if state == "aborted":
             return [self._run(run_id, key, agent_id=agent_id, status="killed", ended_at=ended)]
         error = _str(data.get("errorMessage"))
@@ -526,7 +534,7 @@ class Ingestor:
 
     def _poll(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
         """A change seen by HTTP polling (`ocnb.poll`): slim session rows only fill in."""
-        reason, ts = data.get("reason"), _int(data.get("ts")) or now
+        reason, ts = data.get("reason"), _ms(data.get("ts")) or now
         key = _str(data.get("sessionKey"))
         if reason == "gone" and key is not None:
             return [self.session_gone(key, ts, _str(data.get("sessionId")))]

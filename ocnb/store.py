@@ -31,6 +31,7 @@ BATCH_ROWS = 20_000
 RETRY_SECONDS = 1.0
 MAX_QUEUED = 40_000  # operations (rows) waiting for the writer: about 40-80 MB
 MEMORY_LIMIT = "256MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
+NEVER_CHECKPOINT = "1000TB"  # checkpoint_threshold for in-memory stores
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -208,6 +209,9 @@ class FleetStore:
         self._spill = None if path is not None else tempfile.TemporaryDirectory(prefix="ocnb-")
         if self._spill is not None:
             config["temp_directory"] = self._spill.name
+            # An in-memory database has no WAL to bound; its automatic checkpoints (when a
+            # keyed table's index grows) stalled a commit for up to 0.7 s (BENCHMARKS.md).
+            config["checkpoint_threshold"] = NEVER_CHECKPOINT
         self._con = duckdb.connect(self.path, config=config)
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(SCHEMA)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fakegateway import FakeGateway
 from helpers import wait_for
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ocnb import Backoff, GatewayClient
@@ -149,6 +149,8 @@ PAYLOADS = st.fixed_dictionaries(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(EVENT_NAMES | st.just("poll"), PAYLOADS, JSON), max_size=8))
+@example([("poll", {"session": {"key": "0", "updatedAt": 9223372036854776.0}}, None)])  # ms > 9999
+@example([("poll", {"session": {"key": "0", "inputTokens": 1e300, "updatedAt": -1e19}}, None)])
 def test_any_event_payload_ingests_into_valid_rows(events: list[tuple[str, Any, Any]]) -> None:
     ingestor = Ingestor("gw")
     store = FleetStore()
