@@ -16,26 +16,27 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pandas as pd
 
-from ocnb.ingest import Ingestor, Op
+from ocnb import checkpoints
+from ocnb.ingest import Append, Ingestor, Op
 from ocnb.protocol import Event
-from ocnb.store import FleetStore
+from ocnb.store import LOGS, STATE_KEYS, PastStore
 
 if TYPE_CHECKING:
     from ocnb.fleet import Fleet
 
 REPLAY_BATCH = 5_000
 
-# Events are scanned in the order they were written, which per gateway is ordinal order (one
-# feed writes them in turn), so this huge stream needs no sort; the sync log is small.
+# Read through the past store, whose logs are views up to the moment. Events are scanned in
+# the order they were written, which per gateway is ordinal order (one feed writes them in
+# turn), so this huge stream needs no sort; the sync log is small.
 EVENTS = """
 SELECT gateway, ordinal, epoch_ms(received_at) AS received_at, event AS kind, seq, payload,
        state_version
-FROM events WHERE received_at <= $until
+FROM events WHERE ordinal > coalesce(MAP($gateways::VARCHAR[], $ordinals::BIGINT[])[gateway], 0)
 """
 SYNCS = """
 SELECT gateway, ordinal, epoch_ms(received_at) AS received_at, as_of, kind, payload
-FROM sync_log WHERE received_at <= $until
-ORDER BY gateway, ordinal
+FROM sync_log ORDER BY gateway, ordinal
 """
 
 
@@ -49,31 +50,48 @@ def as_utc(when: Any) -> pd.Timestamp:
 
 
 def fleet_at(fleet: Fleet, when: Any) -> Fleet:
-    """A read-only `Fleet` (no gateways; close it when done) holding the state `fleet`'s store
-    had at `when`: agents, sessions, runs, usage, presence and the events up to then."""
+    """A read-only `Fleet` (no gateways; close it when done, before `fleet`) holding the state
+    `fleet`'s store had at `when`: agents, sessions, runs, usage, presence and the events up to
+    then. It starts from the newest checkpoint before `when` and replays what came after."""
     from ocnb.fleet import Fleet
 
-    until = {"until": as_utc(when).to_pydatetime()}
+    until = as_utc(when).to_pydatetime()
     fleet.store.flush()
-    syncs: dict[str, deque[dict[str, Any]]] = {}
-    for row in fleet.store.arrow(SYNCS, until).to_pylist():
-        syncs.setdefault(row["gateway"], deque()).append(row)
+    store = PastStore(fleet.store, until)
+    past = Fleet(store)
+    try:
+        positions = checkpoints.restore(store.cursor(), store.source, STATE_KEYS, until)
+        _replay(store, positions)
+        store.flush(60)
+    except BaseException:
+        past.close()
+        raise
+    return past
+
+
+def _replay(store: PastStore, positions: dict[str, int]) -> None:
+    """Every input after each gateway's position, in ordinal order, through fresh ingestors
+    (which first read the sync inputs up to the position, for their own few fields)."""
     ingestors: dict[str, Ingestor] = {}
+    syncs: dict[str, deque[dict[str, Any]]] = {}
+    for row in store.arrow(SYNCS).to_pylist():
+        gateway = row["gateway"]
+        ingestor = ingestors.setdefault(gateway, Ingestor(gateway))
+        if row["ordinal"] <= positions.get(gateway, 0):
+            _synced(ingestor, row)  # the checkpoint holds what it did to the state
+        else:
+            syncs.setdefault(gateway, deque()).append(row)
 
     def replay_syncs(gateway: str, before: float) -> list[Op]:
         """The gateway's sync inputs with an ordinal below `before`, replayed."""
         ingestor = ingestors.setdefault(gateway, Ingestor(gateway))
         pending, ops = syncs.get(gateway, deque()), []
         while pending and pending[0]["ordinal"] < before:
-            row = pending.popleft()
-            payload = _loads(row["payload"])
-            ops += ingestor.synced(
-                row["kind"], payload, received_at=row["received_at"], as_of=row["as_of"]
-            )
+            ops += _synced(ingestor, pending.popleft())
         return ops
 
-    past = Fleet(FleetStore())
-    for batch in fleet.store.batches(EVENTS, until, REPLAY_BATCH):
+    params = {"gateways": list(positions), "ordinals": list(positions.values())}
+    for batch in store.batches(EVENTS, params, REPLAY_BATCH):
         ops: list[Op] = []
         for row in batch.to_pylist():
             ops += replay_syncs(row["gateway"], row["ordinal"])
@@ -81,11 +99,19 @@ def fleet_at(fleet: Fleet, when: Any) -> Fleet:
                 row["kind"], _loads(row["payload"]), row["seq"], _loads(row["state_version"])
             )
             ops += ingestors[row["gateway"]].event(event, row["received_at"])
-        past.store.submit(ops)
+        store.submit(_without_logs(ops))
     for gateway in syncs:
-        past.store.submit(replay_syncs(gateway, math.inf))
-    past.store.flush(60)
-    return past
+        store.submit(_without_logs(replay_syncs(gateway, math.inf)))
+
+
+def _synced(ingestor: Ingestor, row: dict[str, Any]) -> list[Op]:
+    payload = _loads(row["payload"])
+    return ingestor.synced(row["kind"], payload, received_at=row["received_at"], as_of=row["as_of"])
+
+
+def _without_logs(ops: list[Op]) -> list[Op]:
+    """The operations minus their log appends (the past store's logs are the live ones)."""
+    return [op for op in ops if not (isinstance(op, Append) and op.table in LOGS)]
 
 
 def _loads(text: str | None) -> Any:

@@ -9,6 +9,7 @@ DuckDB keeps at most `memory_limit` in memory and spills the rest to a temporary
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import tempfile
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from ocnb import checkpoints
 from ocnb.ingest import TERMINAL_STATUSES, Append, Op, Rebase, ReplacePresence, Sweep, Upsert
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ MAX_QUEUED = 40_000  # operations (rows) waiting for the writer: about 40-80 MB
 MEMORY_LIMIT = "256MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
 NEVER_CHECKPOINT = "1000TB"  # checkpoint_threshold for in-memory stores
 
-SCHEMA = """
+STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
     gateway VARCHAR PRIMARY KEY, url VARCHAR, protocol INTEGER, server_version VARCHAR,
     status VARCHAR, connected_at TIMESTAMPTZ, last_error VARCHAR, presence_version BIGINT
@@ -74,6 +77,13 @@ CREATE TABLE IF NOT EXISTS presence (
     gateway VARCHAR, instance_id VARCHAR, host VARCHAR, ip VARCHAR, platform VARCHAR,
     device_family VARCHAR, mode VARCHAR, version VARCHAR, reason VARCHAR, ts TIMESTAMPTZ
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    alert VARCHAR, subject VARCHAR, fired_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, detail VARCHAR,
+    PRIMARY KEY (alert, subject, fired_at)
+);
+"""
+
+LOG_SCHEMA = """
 -- JSON text is kept as VARCHAR: DuckDB's JSON functions read it the same, and inserts skip
 -- re-validating what orjson just wrote (3x faster ingest of the log).
 CREATE TABLE IF NOT EXISTS events (
@@ -84,10 +94,9 @@ CREATE TABLE IF NOT EXISTS sync_log (
     gateway VARCHAR, ordinal BIGINT, received_at TIMESTAMPTZ, as_of BIGINT, kind VARCHAR,
     payload VARCHAR
 );
-CREATE TABLE IF NOT EXISTS alerts (
-    alert VARCHAR, subject VARCHAR, fired_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, detail VARCHAR,
-    PRIMARY KEY (alert, subject, fired_at)
-);
+"""
+
+VIEWS = """
 CREATE OR REPLACE VIEW spend AS
     SELECT gateway, session_key, agent_id, total_tokens, cost_usd, as_of AS ts, true AS baseline
     FROM session_usage
@@ -154,15 +163,15 @@ WHERE gateway = $1 AND status = 'running' AND epoch_ms(started_at) < $2
 """
 
 # Table -> key columns, and the columns that hold ms timestamps from the gateway.
-KEYS = {
+STATE_KEYS = {
     "gateways": ("gateway",),
     "agents": ("gateway", "agent_id"),
     "sessions": ("gateway", "session_key"),
     "runs": ("gateway", "run_id"),
     "usage": ("gateway", "message_id"),
     "session_usage": ("gateway", "session_key"),
-    "alerts": ("alert", "subject", "fired_at"),
 }
+KEYS = {**STATE_KEYS, "alerts": ("alert", "subject", "fired_at")}
 LOGS = ("events", "sync_log")  # append-only, no key
 ARROW_TYPES = {
     "VARCHAR": pa.string(),
@@ -199,9 +208,11 @@ class FleetStore:
         max_queued: int = MAX_QUEUED,
         *,
         memory_limit: str = MEMORY_LIMIT,
+        checkpoint_every: int = checkpoints.EVERY,
     ) -> None:
         """`max_queued`: operations waiting for the writer beyond which `submit` waits;
-        `memory_limit`: what DuckDB may hold in memory (a DuckDB size, e.g. "1GB")."""
+        `memory_limit`: what DuckDB may hold in memory (a DuckDB size, e.g. "1GB");
+        `checkpoint_every`: logged inputs between checkpoints of the state (for `fleet_at`)."""
         self.path = str(path) if path is not None else ":memory:"
         self.max_queued = max_queued
         config: dict[str, Any] = {"memory_limit": memory_limit}
@@ -214,12 +225,19 @@ class FleetStore:
             config["checkpoint_threshold"] = NEVER_CHECKPOINT
         self._con = duckdb.connect(self.path, config=config)
         self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute(SCHEMA)
+        self._con.execute(STATE_SCHEMA + LOG_SCHEMA + VIEWS)
+        self.checkpoints: checkpoints.Checkpoints | None = checkpoints.Checkpoints(
+            self._con, STATE_KEYS, checkpoint_every
+        )
+        self._start()
+
+    def _start(self) -> None:
+        """Reading cursors and the writer thread, on `self._con`."""
         self._schemas = {
             table: pa.schema(
                 [
                     (name, ARROW_TYPES[kind])
-                    for name, kind, *_ in self._con.execute(f"DESCRIBE {table}").fetchall()
+                    for name, kind, *_ in self._new_cursor().execute(f"DESCRIBE {table}").fetchall()
                 ]
             )
             for table in (*KEYS, *LOGS, "presence")
@@ -236,9 +254,12 @@ class FleetStore:
         self._applied_changed = threading.Condition()
         self._listeners: list[Callable[[], None]] = []
         self.stats = StoreStats()
-        self._writer_cursor = self._con.cursor()
+        self._writer_cursor = self._new_cursor()
         self._writer = threading.Thread(target=self._write_forever, name="ocnb-writer", daemon=True)
         self._writer.start()
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
 
     def __repr__(self) -> str:
         return f"<FleetStore {self.path} batches={self.stats.batches}>"
@@ -344,6 +365,10 @@ class FleetStore:
         """Apply a batch in one transaction; a `Rebase` splits it, so that what came before it
         is written (and rebased) before what came after."""
         con = self._writer_cursor
+        taking = None
+        if self.checkpoints is not None:
+            self.checkpoints.note(ops)
+            taking = self.checkpoints if self.checkpoints.due() else None
         con.execute("BEGIN")
         try:
             segment: list[Op] = []
@@ -358,10 +383,14 @@ class FleetStore:
                 else:
                     segment.append(op)
             self._apply_segment(con, segment)
+            if taking is not None:
+                taking.take(con)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        if taking is not None:
+            taking.taken()
 
     def _apply_segment(self, con: Any, ops: list[Op]) -> None:
         """Operations merged per table: appends, then upserts (newest row per key), then
@@ -452,7 +481,7 @@ class FleetStore:
         """This thread's own cursor on the database."""
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
-            cursor = self._con.cursor()
+            cursor = self._new_cursor()
             self._local.cursor = cursor
             with self._cursors_lock:
                 self._cursors.append(cursor)
@@ -476,15 +505,55 @@ class FleetStore:
 
     def close(self) -> None:
         """Write everything queued, stop the writer and close the database."""
+        self._stop()
+        self._con.close()
+        if self._spill is not None:
+            self._spill.cleanup()
+
+    def _stop(self) -> None:
+        """Write everything queued, stop the writer and close every cursor."""
         self._queue.put(None)
         self._writer.join()
         with self._cursors_lock:
             for cursor in (*self._cursors, self._writer_cursor):
                 with contextlib.suppress(duckdb.Error):
                     cursor.close()
-        self._con.close()
-        if self._spill is not None:
-            self._spill.cleanup()
+
+
+class PastStore(FleetStore):
+    """A store of the past beside a live one, in the live store's database: its state tables
+    in an in-memory catalog of their own (filled by `ocnb.history`), its logs views of the live
+    logs up to `until`. Close it before the live store."""
+
+    _numbers = itertools.count(1)
+
+    def __init__(self, live: FleetStore, until: datetime) -> None:
+        self.path = f"{live.path} as of {until.isoformat()}"
+        self.max_queued = MAX_QUEUED
+        self._spill = None
+        self._con = live._con
+        self.source = str(self._con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+        self.catalog = f"ocnb_past_{next(self._numbers)}"
+        self._con.execute(f"ATTACH ':memory:' AS {self.catalog}")
+        self.checkpoints = None
+        logs = " ".join(
+            f"CREATE VIEW {log} AS SELECT * FROM {self.source}.main.{log} "  # noqa: S608 - our own names
+            f"WHERE received_at <= '{until.isoformat()}'::TIMESTAMPTZ;"
+            for log in LOGS
+        )
+        self._new_cursor().execute(STATE_SCHEMA + logs + VIEWS)
+        self._start()
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._con.cursor()
+        cursor.execute(f"USE {self.catalog}")
+        return cursor
+
+    def close(self) -> None:
+        """Stop the writer and drop the past's catalog (the live database stays open)."""
+        self._stop()
+        with contextlib.suppress(duckdb.Error):  # the live store may be closed already
+            self._con.execute(f"DETACH {self.catalog}")
 
 
 _PANDAS_TYPES = {

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
+import pytest
 from helpers import wait_for
 from targets import Target
 from test_fleet import runs_finished
 
 import ocnb
-from ocnb import Fleet
+from ocnb import Fleet, FleetStore, checkpoints
 from ocnb.analysis import fleet_at
 from ocnb.demo import DemoGateway
 
@@ -77,9 +79,17 @@ def fleet_inputs_until(fleet: Fleet, ms: int) -> pd.DataFrame:
     )
 
 
-def test_fleet_at_equals_the_live_state_captured_at_that_moment() -> None:
+# The default checkpoints (never reached by these small tests) and a checkpoint every few inputs.
+CHECKPOINTS = pytest.mark.parametrize(
+    "every", [checkpoints.EVERY, 7], ids=["replay", "checkpoints"]
+)
+
+
+@CHECKPOINTS
+def test_fleet_at_equals_the_live_state_captured_at_that_moment(every: int) -> None:
     gateway = DemoGateway(seed=11, speed=10, run_rate=0.5, churn=False)
-    with gateway, ocnb.connect(gateway.url, gateway.token, name="demo") as fleet:
+    store = FleetStore(checkpoint_every=every)
+    with gateway, ocnb.connect(gateway.url, gateway.token, name="demo", store=store) as fleet:
         fleet.wait_until(lambda f: (f.runs()["status"] != "running").sum() >= 3, 30)
         cut = quiet_cut(gateway, fleet)
         then = snapshot(fleet)
@@ -89,11 +99,14 @@ def test_fleet_at_equals_the_live_state_captured_at_that_moment() -> None:
         with fleet_at(fleet, cut) as past:
             assert_same(snapshot(past), then)
             assert len(past.events()) < len(fleet.events())
+        assert (checkpoints_before(fleet, cut) >= 2) == (every == 7)
 
 
-def test_fleet_at_now_rebuilds_the_whole_store_across_a_restart() -> None:
+@CHECKPOINTS
+def test_fleet_at_now_rebuilds_the_whole_store_across_a_restart(every: int) -> None:
     gateway = DemoGateway(seed=12, speed=10, run_rate=0.5, churn=True)
-    with gateway, ocnb.connect(gateway.url, gateway.token, name="demo") as fleet:
+    store = FleetStore(checkpoint_every=every)
+    with gateway, ocnb.connect(gateway.url, gateway.token, name="demo", store=store) as fleet:
         client = fleet.clients["demo"]
         fleet.wait_until(lambda f: len(f.runs()) >= 3, 30)
         gateway.restart(downtime=0.2)
@@ -101,6 +114,30 @@ def test_fleet_at_now_rebuilds_the_whole_store_across_a_restart() -> None:
         cut = quiet_cut(gateway, fleet)
         with fleet_at(fleet, cut) as past:
             assert_same(snapshot(past), snapshot(fleet))
+        assert (checkpoints_before(fleet, cut) >= 2) == (every == 7)
+
+
+def test_checkpoints_of_a_reopened_file_store_cover_what_came_before(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.duckdb"
+    gateway = DemoGateway(seed=13, speed=10, run_rate=0.5, churn=True)
+    with gateway:
+        store = FleetStore(path, checkpoint_every=7)
+        with ocnb.connect(gateway.url, gateway.token, name="demo", store=store) as fleet:
+            fleet.wait_until(lambda f: len(f.runs()) >= 3, 30)
+            before = checkpoints_before(fleet, time.time() * 1000)
+        store = FleetStore(path, checkpoint_every=7)
+        with ocnb.connect(gateway.url, gateway.token, name="demo", store=store) as fleet:
+            fleet.wait_until(lambda f: len(f.runs()) >= 6, 30)
+            cut = quiet_cut(gateway, fleet)
+            with fleet_at(fleet, cut) as past:
+                assert_same(snapshot(past), snapshot(fleet))
+            assert checkpoints_before(fleet, cut) > before > 0
+
+
+def checkpoints_before(fleet: Fleet, ms: float) -> int:
+    """How many checkpoints the store holds of inputs up to `ms`."""
+    query = "SELECT count(*) AS n FROM checkpoints.taken WHERE epoch_ms(received_at) <= $ms"
+    return int(fleet.sql(query, ms=int(ms))["n"].iloc[0])
 
 
 def test_fleet_at_now_rebuilds_the_store_on_every_target(target: Target) -> None:
