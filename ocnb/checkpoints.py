@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ocnb.ingest import Append, Op, Rebase, Sweep, Upsert
 
-EVERY = 25_000  # logged inputs between checkpoints: fleet_at replays at most this many
+EVERY = 10_000  # logged inputs between checkpoints: fleet_at replays at most this many
 
 SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS checkpoints;

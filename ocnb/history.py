@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -17,34 +18,34 @@ import orjson
 import pandas as pd
 
 from ocnb import checkpoints
-from ocnb.ingest import Append, Ingestor, Op
+from ocnb.ingest import Ingestor, Op
 from ocnb.protocol import Event
-from ocnb.store import LOGS, STATE_KEYS, PastStore
+from ocnb.store import STATE_KEYS, PastStore
 
 if TYPE_CHECKING:
     from ocnb.fleet import Fleet
 
 REPLAY_BATCH = 5_000
 
-# Read through the past store, whose logs are views up to the moment. Events are scanned in
-# the order they were written, which per gateway is ordinal order (one feed writes them in
+# Read through the past store, whose logs are views up to the moment. A gateway's events are
+# scanned in the order they were written, which is ordinal order (its feed writes them in
 # turn), so this huge stream needs no sort; the sync log is small.
 EVENTS = """
-SELECT gateway, ordinal, epoch_ms(received_at) AS received_at, event AS kind, seq, payload,
-       state_version
-FROM events WHERE ordinal > coalesce(MAP($gateways::VARCHAR[], $ordinals::BIGINT[])[gateway], 0)
+SELECT ordinal, epoch_ms(received_at) AS received_at, event AS kind, seq, payload, state_version
+FROM events WHERE gateway = $gateway AND ordinal > $after
 """
 SYNCS = """
 SELECT gateway, ordinal, epoch_ms(received_at) AS received_at, as_of, kind, payload
 FROM sync_log ORDER BY gateway, ordinal
 """
+GATEWAYS = "SELECT DISTINCT gateway FROM events"
 
 
 def as_utc(when: Any) -> pd.Timestamp:
     """A moment given as a `datetime`, a string, epoch ms or a `Timestamp`, as a UTC timestamp
     (naive ones are taken to be UTC)."""
-    if isinstance(when, int | float) and not isinstance(when, bool):
-        return pd.Timestamp(int(when), unit="ms", tz="UTC")
+    if isinstance(when, numbers.Real) and not isinstance(when, bool):  # numpy's numbers too
+        return pd.Timestamp(int(float(when)), unit="ms", tz="UTC")
     stamp = pd.Timestamp(when)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
@@ -70,48 +71,49 @@ def fleet_at(fleet: Fleet, when: Any) -> Fleet:
 
 
 def _replay(store: PastStore, positions: dict[str, int]) -> None:
-    """Every input after each gateway's position, in ordinal order, through fresh ingestors
-    (which first read the sync inputs up to the position, for their own few fields)."""
-    ingestors: dict[str, Ingestor] = {}
-    syncs: dict[str, deque[dict[str, Any]]] = {}
+    """Every input after each gateway's position, gateway by gateway (their state is separate)."""
+    syncs: dict[str, list[dict[str, Any]]] = {}
     for row in store.arrow(SYNCS).to_pylist():
-        gateway = row["gateway"]
-        ingestor = ingestors.setdefault(gateway, Ingestor(gateway))
-        if row["ordinal"] <= positions.get(gateway, 0):
-            _synced(ingestor, row)  # the checkpoint holds what it did to the state
-        else:
-            syncs.setdefault(gateway, deque()).append(row)
+        syncs.setdefault(row["gateway"], []).append(row)
+    gateways = {*positions, *syncs, *store.arrow(GATEWAYS)["gateway"].to_pylist()}
+    for gateway in sorted(gateways):
+        _replay_gateway(store, gateway, positions.get(gateway, 0), syncs.get(gateway, []))
 
-    def replay_syncs(gateway: str, before: float) -> list[Op]:
-        """The gateway's sync inputs with an ordinal below `before`, replayed."""
-        ingestor = ingestors.setdefault(gateway, Ingestor(gateway))
-        pending, ops = syncs.get(gateway, deque()), []
-        while pending and pending[0]["ordinal"] < before:
+
+def _replay_gateway(
+    store: PastStore, gateway: str, after: int, syncs: list[dict[str, Any]]
+) -> None:
+    """The gateway's inputs with an ordinal above `after`, in ordinal order, through a fresh
+    ingestor (which first reads the sync inputs up to there, for its own few fields)."""
+    ingestor = Ingestor(gateway, logs=False)
+    pending: deque[dict[str, Any]] = deque()
+    for row in syncs:
+        if row["ordinal"] <= after:
+            _synced(ingestor, row)  # what it did to the state, the checkpoint holds
+        else:
+            pending.append(row)
+
+    def syncs_before(ordinal: float) -> list[Op]:
+        ops: list[Op] = []
+        while pending and pending[0]["ordinal"] < ordinal:
             ops += _synced(ingestor, pending.popleft())
         return ops
 
-    params = {"gateways": list(positions), "ordinals": list(positions.values())}
-    for batch in store.batches(EVENTS, params, REPLAY_BATCH):
+    for batch in store.batches(EVENTS, {"gateway": gateway, "after": after}, REPLAY_BATCH):
         ops: list[Op] = []
         for row in batch.to_pylist():
-            ops += replay_syncs(row["gateway"], row["ordinal"])
+            ops += syncs_before(row["ordinal"])
             event = Event(
                 row["kind"], _loads(row["payload"]), row["seq"], _loads(row["state_version"])
             )
-            ops += ingestors[row["gateway"]].event(event, row["received_at"])
-        store.submit(_without_logs(ops))
-    for gateway in syncs:
-        store.submit(_without_logs(replay_syncs(gateway, math.inf)))
+            ops += ingestor.event(event, row["received_at"])
+        store.submit(ops)
+    store.submit(syncs_before(math.inf))
 
 
 def _synced(ingestor: Ingestor, row: dict[str, Any]) -> list[Op]:
     payload = _loads(row["payload"])
     return ingestor.synced(row["kind"], payload, received_at=row["received_at"], as_of=row["as_of"])
-
-
-def _without_logs(ops: list[Op]) -> list[Op]:
-    """The operations minus their log appends (the past store's logs are the live ones)."""
-    return [op for op in ops if not (isinstance(op, Append) and op.table in LOGS)]
 
 
 def _loads(text: str | None) -> Any:

@@ -124,7 +124,8 @@ class Ingestor:
 
     Every input is logged with an `ordinal` (rising from the one given): events in `events`,
     everything else (sync answers, status changes) in `sync_log`. Fed those logs again in
-    ordinal order, a fresh ingestor rebuilds the same state (see `ocnb.history`).
+    ordinal order, a fresh ingestor rebuilds the same state (see `ocnb.history`, which replays
+    with `logs=False`: the inputs are logged already).
     """
 
     gateway: str
@@ -132,6 +133,7 @@ class Ingestor:
     agent_ids: frozenset[str] = field(default_factory=frozenset)
     default_agent_id: str | None = None
     ordinal: int = 0
+    logs: bool = True
 
     def _next_ordinal(self) -> int:
         self.ordinal += 1
@@ -145,6 +147,9 @@ class Ingestor:
         """A non-event input (`SYNC_KINDS`), logged, then turned into operations; `as_of` is the
         time the answer describes (default: when it was received)."""
         as_of = received_at if as_of is None else as_of
+        ops = _SYNC_HANDLERS[kind](self, payload, as_of)
+        if not self.logs:
+            return ops
         entry = {
             "gateway": self.gateway,
             "ordinal": self._next_ordinal(),
@@ -153,7 +158,7 @@ class Ingestor:
             "kind": kind,
             "payload": to_json(payload),
         }
-        return [Append("sync_log", entry), *_SYNC_HANDLERS[kind](self, payload, as_of)]
+        return [Append("sync_log", entry), *ops]
 
     def hello(self, hello: Hello, url: str, now_ms: int) -> list[Op]:
         """What `hello-ok` tells: the gateway itself and its presence snapshot (logged without
@@ -365,34 +370,32 @@ class Ingestor:
 
     def event(self, event: Event, received_at: int) -> list[Op]:
         """Every event goes to the log; the ones that describe state also update it."""
-        payload = event.payload
-        data = _dict(payload)
-        session_key = _str(data.get("sessionKey"))
-        run_id = _str(data.get("runId"))
-        agent_id = _str(data.get("agentId")) or agent_id_of(session_key)
-        ops: list[Op] = [
-            Append(
-                "events",
-                {
-                    "gateway": self.gateway,
-                    "seq": event.seq,
-                    "received_at": received_at,
-                    "event": event.event,
-                    "agent_id": agent_id,
-                    "session_key": session_key,
-                    "run_id": run_id,
-                    "payload": to_json(payload),
-                    "state_version": None
-                    if event.state_version is None
-                    else to_json(event.state_version),
-                    "ordinal": self._next_ordinal(),
-                },
-            )
-        ]
+        data = _dict(event.payload)
+        ops: list[Op] = [self._logged_event(event, data, received_at)] if self.logs else []
         handler = _EVENT_HANDLERS.get(event.event)
         if handler is not None:
             ops += handler(self, event, data, received_at)
         return ops
+
+    def _logged_event(self, event: Event, data: dict[str, Any], received_at: int) -> Append:
+        session_key = _str(data.get("sessionKey"))
+        return Append(
+            "events",
+            {
+                "gateway": self.gateway,
+                "seq": event.seq,
+                "received_at": received_at,
+                "event": event.event,
+                "agent_id": _str(data.get("agentId")) or agent_id_of(session_key),
+                "session_key": session_key,
+                "run_id": _str(data.get("runId")),
+                "payload": to_json(event.payload),
+                "state_version": None
+                if event.state_version is None
+                else to_json(event.state_version),
+                "ordinal": self._next_ordinal(),
+            },
+        )
 
     def _sessions_changed(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
         key = _str(data.get("sessionKey"))

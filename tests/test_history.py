@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import wait_for
@@ -15,6 +16,7 @@ import ocnb
 from ocnb import Fleet, FleetStore, checkpoints
 from ocnb.analysis import fleet_at
 from ocnb.demo import DemoGateway
+from ocnb.history import as_utc
 
 
 def snapshot(fleet: Fleet) -> dict[str, pd.DataFrame]:
@@ -148,3 +150,16 @@ def test_fleet_at_now_rebuilds_the_store_on_every_target(target: Target) -> None
         cut, then = capture(fleet)  # the gateway may still be sending: no quiet moment here
         with fleet_at(fleet, cut) as past:
             assert_same(snapshot(past), then)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        1_795_000_000_123,
+        1_795_000_000_123.0,
+        np.int64(1_795_000_000_123),
+        "2026-11-18T11:06:40.123",
+    ],
+)
+def test_a_moment_in_epoch_ms_from_a_frame_is_read_as_ms(when: object) -> None:
+    assert as_utc(when) == pd.Timestamp("2026-11-18T11:06:40.123", tz="UTC")
