@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
 RETRY_SECONDS = 1.0
-MAX_QUEUED = 40_000  # operations (rows) waiting for the writer: about 40-80 MB
-MEMORY_LIMIT = "256MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
+MAX_QUEUED = 10_000  # operations (rows) waiting for the writer: about 10-20 MB
+MEMORY_LIMIT = "128MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
 NEVER_CHECKPOINT = "1000TB"  # checkpoint_threshold for in-memory stores
 
 STATE_SCHEMA = """
