@@ -233,15 +233,17 @@ class FleetStore:
 
     def _start(self) -> None:
         """Reading cursors and the writer thread, on `self._con`."""
+        describe = self._new_cursor()
         self._schemas = {
             table: pa.schema(
                 [
                     (name, ARROW_TYPES[kind])
-                    for name, kind, *_ in self._new_cursor().execute(f"DESCRIBE {table}").fetchall()
+                    for name, kind, *_ in describe.execute(f"DESCRIBE {table}").fetchall()
                 ]
             )
             for table in (*KEYS, *LOGS, "presence")
         }
+        describe.close()
         self._upsert_clauses = {t: _upsert_clause(t, self._schemas[t].names) for t in KEYS}
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -523,25 +525,30 @@ class FleetStore:
 class PastStore(FleetStore):
     """A store of the past beside a live one, in the live store's database: its state tables
     in an in-memory catalog of their own (filled by `ocnb.history`), its logs views of the live
-    logs up to `until`. Close it before the live store."""
+    logs up to `until`. It shares the live store's connection and memory (no `__init__` of its
+    own kind); close it before the live store."""
 
     _numbers = itertools.count(1)
 
     def __init__(self, live: FleetStore, until: datetime) -> None:
         self.path = f"{live.path} as of {until.isoformat()}"
         self.max_queued = MAX_QUEUED
+        self.checkpoints = None
         self._spill = None
         self._con = live._con
-        self.source = str(self._con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
         self.catalog = f"ocnb_past_{next(self._numbers)}"
-        self._con.execute(f"ATTACH ':memory:' AS {self.catalog}")
-        self.checkpoints = None
-        logs = " ".join(
-            f"CREATE VIEW {log} AS SELECT * FROM {self.source}.main.{log} "  # noqa: S608 - our own names
-            f"WHERE received_at <= '{until.isoformat()}'::TIMESTAMPTZ;"
-            for log in LOGS
-        )
-        self._new_cursor().execute(STATE_SCHEMA + logs + VIEWS)
+        setup = self._con.cursor()
+        try:
+            self.source: str = setup.execute("SELECT current_database()").fetchall()[0][0]
+            setup.execute(f"ATTACH ':memory:' AS {self.catalog}; USE {self.catalog}")
+            logs = " ".join(
+                f"CREATE VIEW {log} AS SELECT * FROM {self.source}.main.{log} "  # noqa: S608 - our own names
+                f"WHERE received_at <= '{until.isoformat()}'::TIMESTAMPTZ;"
+                for log in LOGS
+            )
+            setup.execute(STATE_SCHEMA + logs + VIEWS)
+        finally:
+            setup.close()
         self._start()
 
     def _new_cursor(self) -> duckdb.DuckDBPyConnection:
@@ -553,7 +560,9 @@ class PastStore(FleetStore):
         """Stop the writer and drop the past's catalog (the live database stays open)."""
         self._stop()
         with contextlib.suppress(duckdb.Error):  # the live store may be closed already
-            self._con.execute(f"DETACH {self.catalog}")
+            cursor = self._con.cursor()
+            cursor.execute(f"DETACH {self.catalog}")
+            cursor.close()
 
 
 _PANDAS_TYPES = {
