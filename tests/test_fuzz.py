@@ -72,6 +72,14 @@ class LiveClient:
         self.log_lines.append(record.getMessage())
 
 
+# The `live` client's connection outlasts single tests; websockets draws its keepalive pings'
+# payloads from the `random` module, which Hypothesis takes for a strategy using it.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies:"
+    "hypothesis.errors.HypothesisDeprecationWarning"
+)
+
+
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveClient]:
     backoff = Backoff(initial=0.05, maximum=0.2)

@@ -18,7 +18,9 @@ from realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
 import ocnb
 from ocnb import AuthError, Backoff
 
-pytestmark = pytest.mark.gateway
+# Each test starts a real gateway once or twice (20-40 s each on a busy machine): the waits
+# below bound each step, this bounds the whole.
+pytestmark = [pytest.mark.gateway, pytest.mark.timeout(420)]
 
 FAST, SLOW, _ = (agent_id for agent_id, *_ in AGENTS)
 BACKOFF = Backoff(initial=0.25, maximum=2.0, healthy_after=60)
