@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 20_000
 RETRY_SECONDS = 1.0
 MAX_QUEUED = 10_000  # operations (rows) waiting for the writer: about 10-20 MB
-MEMORY_LIMIT = "128MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
+MEMORY_LIMIT = "256MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
 IN_MEMORY_CHECKPOINT = "1GB"  # checkpoint_threshold for in-memory stores (DuckDB's: 16MB)
 
 STATE_SCHEMA = """
