@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
 RETRY_SECONDS = 1.0
-MAX_QUEUED = 10_000  # operations (rows) waiting for the writer: about 10-20 MB
+MAX_QUEUED = 40_000  # operations (rows) waiting for the writer: about 40-80 MB
 MEMORY_LIMIT = "256MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
-IN_MEMORY_CHECKPOINT = "1GB"  # checkpoint_threshold for in-memory stores (DuckDB's: 16MB)
+IN_MEMORY_CHECKPOINT = "1000TB"  # checkpoint_threshold for in-memory stores: never
 
 STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -220,9 +220,8 @@ class FleetStore:
         self._spill = None if path is not None else tempfile.TemporaryDirectory(prefix="ocnb-")
         if self._spill is not None:
             config["temp_directory"] = self._spill.name
-            # DuckDB's checkpoints stall a commit for longer the larger the log (0.7 s at 40,000
-            # events, BENCHMARKS.md); an in-memory database needs them only to drop old row
-            # versions, so it takes one per gigabyte written (minutes apart) instead of 16 MB.
+            # DuckDB's automatic checkpoints stall a commit for longer the larger the log (0.7 s
+            # at 40,000 events, BENCHMARKS.md); an in-memory database has no WAL to bound.
             config["checkpoint_threshold"] = IN_MEMORY_CHECKPOINT
         self._con = duckdb.connect(self.path, config=config)
         self._con.execute("SET TimeZone = 'UTC'")
