@@ -57,17 +57,13 @@ class Checkpoints:
                 f"SELECT 0::BIGINT AS checkpoint, * FROM main.{table} LIMIT 0"
             )
         self.last: int = _scalar(con, "SELECT coalesce(max(checkpoint), 0) FROM checkpoints.taken")
-        self.positions: dict[str, int] = dict(
-            con.execute(
-                "SELECT gateway, max(ordinal) FROM (SELECT gateway, ordinal FROM main.events "
-                "UNION ALL SELECT gateway, ordinal FROM main.sync_log) GROUP BY gateway"
-            ).fetchall()
-        )
-        self.received_at: int = _scalar(
-            con,
-            "SELECT coalesce(max(epoch_ms(received_at)), 0) FROM (SELECT received_at FROM "
-            "main.events UNION ALL SELECT received_at FROM main.sync_log)",
-        )
+        logged = con.execute(
+            "SELECT gateway, max(ordinal), max(epoch_ms(received_at)) FROM (SELECT gateway, "
+            "ordinal, received_at FROM main.events UNION ALL SELECT gateway, ordinal, "
+            "received_at FROM main.sync_log) GROUP BY gateway"
+        ).fetchall()  # one scan of the logs at start-up
+        self.positions: dict[str, int] = {gateway: ordinal for gateway, ordinal, _ in logged}
+        self.received_at: int = max((ms for *_, ms in logged if ms is not None), default=0)
         self.inputs = 0
         self.everything = True  # the first checkpoint after opening copies every row
         self.changed: dict[str, set[tuple[Any, ...]]] = {table: set() for table in self.keys}
@@ -122,11 +118,8 @@ class Checkpoints:
                         con.unregister("changed_keys")
             gateways = sorted(g for t, g in self.whole if t == table)
             if gateways:
-                con.execute(
-                    f"INSERT INTO checkpoints.{table} SELECT $c, * FROM main.{table} "  # noqa: S608
-                    "WHERE gateway IN (SELECT unnest($gateways))",
-                    {"c": checkpoint, "gateways": gateways},
-                )
+                where = " WHERE gateway IN (SELECT unnest($gateways))"
+                self._copy(con, table, checkpoint, where, gateways=gateways)
         self._copy(con, "presence", checkpoint, "")
         if self.positions:
             con.executemany(
@@ -148,10 +141,13 @@ class Checkpoints:
             changed.clear()
 
     @staticmethod
-    def _copy(con: duckdb.DuckDBPyConnection, table: str, checkpoint: int, join: str) -> None:
+    def _copy(
+        con: duckdb.DuckDBPyConnection, table: str, checkpoint: int, rest: str, **params: Any
+    ) -> None:
+        """Copy the table's rows (those `rest` - a join or a filter - keeps) as `checkpoint`."""
         con.execute(
-            f"INSERT INTO checkpoints.{table} SELECT $c, {table}.* FROM main.{table}{join}",  # noqa: S608
-            {"c": checkpoint},
+            f"INSERT INTO checkpoints.{table} SELECT $c, {table}.* FROM main.{table}{rest}",  # noqa: S608
+            {"c": checkpoint, **params},
         )
 
 
