@@ -82,10 +82,12 @@ class Checkpoints:
                     self.changed[op.table].add(tuple(op.row[k] for k in self.keys[op.table]))
             elif isinstance(op, Sweep):
                 self.whole.add((op.table, op.gateway))
-                if op.table == "sessions":  # the sweep also closes interrupted runs
-                    self.whole.add(("runs", op.gateway))
             elif isinstance(op, Rebase):
                 self.whole.add(("sessions", op.gateway))
+
+    def note_rows(self, table: str, keys: Iterable[tuple[Any, ...]]) -> None:
+        """Rows of `table` the store changed by itself, beyond what the ops say."""
+        self.changed[table].update(keys)
 
     def _logged(self, row: dict[str, Any]) -> None:
         gateway, ordinal, received_at = row["gateway"], row.get("ordinal"), row.get("received_at")

@@ -160,6 +160,17 @@ WHERE gateway = $1 AND status = 'running' AND epoch_ms(started_at) < $2
         AND (s.deleted OR NOT coalesce(s.has_active_run, true)
              OR (s.active_run_id IS NOT NULL AND s.active_run_id <> runs.run_id))
   )
+RETURNING gateway, run_id
+"""
+
+# A session that shows no active run as of `version` has no run going that began before then:
+# one still `running` here ended unseen (its end, if it comes later, still wins).
+IDLE_SESSIONS_RUNS = """
+UPDATE runs SET status = 'interrupted'
+FROM idle_sessions i
+WHERE runs.gateway = i.gateway AND runs.session_key = i.session_key
+  AND runs.status = 'running' AND epoch_ms(runs.started_at) < i.version
+RETURNING runs.gateway, runs.run_id
 """
 
 # Table -> key columns, and the columns that hold ms timestamps from the gateway.
@@ -401,6 +412,7 @@ class FleetStore:
         upserts: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in KEYS}
         presence: dict[str, ReplacePresence] = {}
         sweeps: list[Sweep] = []
+        idle: dict[tuple[str, str], int] = {}  # (gateway, session key) -> version shown idle
         for op in ops:
             if isinstance(op, Append):
                 appends[op.table].append(op.row)
@@ -408,6 +420,9 @@ class FleetStore:
                 key = tuple(op.row[k] for k in KEYS[op.table])
                 old = upserts[op.table].get(key)
                 upserts[op.table][key] = op.row if old is None else _merge(op.table, old, op.row)
+                if op.table == "sessions" and op.row.get("has_active_run") is False:
+                    idle_key = (op.row["gateway"], op.row["session_key"])
+                    idle[idle_key] = max(op.row["version"], idle.get(idle_key, 0))
             elif isinstance(op, ReplacePresence):
                 older = presence.get(op.gateway)
                 if older is None or op.version >= older.version:
@@ -423,10 +438,33 @@ class FleetStore:
         for table, rows_by_key in upserts.items():
             if rows_by_key:
                 self._insert(con, table, list(rows_by_key.values()), self._upsert_clauses[table])
+        if idle:
+            self._close_runs_of_idle_sessions(con, idle)
         for replace in presence.values():
             self._replace_presence(con, replace)
         for sweep in sweeps:
             self._sweep(con, sweep)
+
+    def _close_runs_of_idle_sessions(self, con: Any, idle: dict[tuple[str, str], int]) -> None:
+        gateways, keys = zip(*idle, strict=True)
+        sessions = pa.table(
+            {
+                "gateway": pa.array(gateways, pa.string()),
+                "session_key": pa.array(keys, pa.string()),
+                "version": pa.array(idle.values(), pa.int64()),
+            }
+        )
+        con.register("idle_sessions", sessions)
+        try:
+            self._closed_runs(con.execute(IDLE_SESSIONS_RUNS).fetchall())
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("idle_sessions")
+
+    def _closed_runs(self, keys: list[tuple[str, str]]) -> None:
+        """Runs the store closed by itself (not from an op): the next checkpoint copies them."""
+        if keys and self.checkpoints is not None:
+            self.checkpoints.note_rows("runs", keys)
 
     def _insert(self, con: Any, table: str, rows: list[dict[str, Any]], clause: str) -> None:
         """Insert rows as one Arrow table typed like the DuckDB table (ms ints for times)."""
@@ -466,7 +504,9 @@ class FleetStore:
                     "AND session_key NOT IN (SELECT k FROM keep_keys)",
                     [sweep.before, sweep.gateway, sweep.before],
                 )
-                con.execute(INTERRUPTED_RUNS, [sweep.gateway, sweep.before])
+                self._closed_runs(
+                    con.execute(INTERRUPTED_RUNS, [sweep.gateway, sweep.before]).fetchall()
+                )
             else:
                 con.execute(
                     "UPDATE agents SET removed = true WHERE gateway = ? AND NOT removed "

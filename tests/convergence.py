@@ -114,3 +114,26 @@ def runs_finished(fleet: Fleet, run_ids: list[str]) -> bool:
     runs = fleet.runs()
     ours = runs[runs["run_id"].isin(run_ids)]
     return len(ours) == len(run_ids) and set(ours["status"]) <= TERMINAL
+
+
+def wait_runs_finished(
+    fleet: Fleet, client: GatewayClient, run_ids: list[str], timeout: float = 90
+) -> None:
+    """Wait until every run is terminal in the store; fail with our runs and the gateway's
+    sessions for them if they never are."""
+    try:
+        fleet.wait_until(lambda f: runs_finished(f, run_ids), timeout)
+    except TimeoutError:
+        runs = fleet.runs()
+        ours = runs[runs["run_id"].isin(run_ids)][["run_id", "session_key", "status"]]
+        keys = set(ours["session_key"])
+        fields = ("key", "status", "hasActiveRun", "activeRunId", "abortedLastRun")
+        theirs = [
+            {field: row.get(field) for field in fields}
+            for row in fetch_all_sessions(client)
+            if row["key"] in keys
+        ]
+        pytest.fail(
+            f"runs not finished within {timeout:g} s: store {ours.to_dict('records')}, "
+            f"gateway sessions {theirs}"
+        )

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from convergence import converged, runs_finished, usage_differences
+from convergence import converged, usage_differences, wait_runs_finished
 from fakemodel import FakeModelServer
 from helpers import wait_for
 from realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
@@ -53,7 +53,7 @@ def test_a_gateway_started_after_the_client_is_waited_for(gateway: RealGateway) 
         with started(gateway).driver() as driver:
             fleet.wait_until_live(120)
             run_id = driver.run(f"agent:{FAST}:late-start")
-            fleet.wait_until(lambda f: runs_finished(f, [run_id]), 90)
+            wait_runs_finished(fleet, client, [run_id])
         converged(fleet, client, "gw")
         wait_for(lambda: not usage_differences(fleet, client, "gw"), 60, "usage totals")
         assert client.last_error is None
@@ -73,7 +73,7 @@ def test_a_gateway_killed_mid_run_and_restarted_converges(gateway: RealGateway) 
         wait_for(lambda: client.stats.reconnects >= 1 and client.status == "live", 120)
         with gateway.driver() as driver:
             after = driver.run(f"agent:{FAST}:after-kill")
-        fleet.wait_until(lambda f: runs_finished(f, [run_id, after]), 90)
+        wait_runs_finished(fleet, client, [run_id, after])
         converged(fleet, client, "gw")
         wait_for(lambda: not usage_differences(fleet, client, "gw"), 60, "usage totals")
         assert fleet.store.stats.errors == 0

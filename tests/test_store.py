@@ -309,6 +309,25 @@ def test_a_sync_closes_runs_that_ended_unseen(store: FleetStore) -> None:
     assert statuses == [("r-busy", "running"), ("r-lost", "interrupted"), ("r-new", "running")]
 
 
+def test_a_session_shown_idle_closes_its_older_runs(store: FleetStore) -> None:
+    """After a restart the gateway resumes a killed run as a new one while the sync reads the
+    session as busy; when that session later shows no active run, the killed run is over."""
+
+    def run(run_id: str, started: int, status: str = "running") -> Upsert:
+        row = {"gateway": "gw", "run_id": run_id, "session_key": "k", "status": status}
+        return Upsert("runs", {**row, "started_at": started})
+
+    store.submit([session("k", 100, has_active_run=True), run("r-killed", 100)])
+    store.submit([run("r-resumed", 200), session("k", 250, has_active_run=True)])
+    assert one(store, "SELECT count(*) FROM runs WHERE status = 'running'") == [(2,)]
+    store.submit([run("r-resumed", 200, "done"), session("k", 300, has_active_run=False)])
+    store.submit([run("r-next", 400)])  # began after the session was shown idle
+    statuses = one(store, "SELECT run_id, status FROM runs ORDER BY 1")
+    assert statuses == [("r-killed", "interrupted"), ("r-next", "running"), ("r-resumed", "done")]
+    store.submit([run("r-killed", 100, "done")])  # its end, seen late, still wins
+    assert one(store, "SELECT status FROM runs WHERE run_id = 'r-killed'") == [("done",)]
+
+
 def test_an_in_memory_store_larger_than_its_memory_limit_spills_and_streams() -> None:
     ingestor, store = Ingestor("gw"), FleetStore(memory_limit="32MB")
     spill = Path(store._con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
