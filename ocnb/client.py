@@ -168,6 +168,7 @@ class GatewayClient:
         self._status: Status = "idle"
         self._status_changed = threading.Condition()
         self.last_error: BaseException | None = None
+        self._failure_warned: str | None = None  # the connection failure last warned about
         self.hello: Hello | None = None
         self.stats = ClientStats()
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
@@ -419,7 +420,7 @@ class GatewayClient:
                 delay = self.backoff.pairing_retry
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, OcnbError) as exc:
                 self.last_error = exc
-                log.warning("%s: connection failed: %s", self.url, self._describe(exc))
+                self._log_failure(exc)
                 delay = None
                 for handler in self._failure_handlers:
                     self._guarded(handler, exc)
@@ -508,6 +509,7 @@ class GatewayClient:
         self._last_seq = None
         self.stats.last_frame_at = time.time()
         self.stats.connects += 1
+        self._failure_warned = None
         if self.stats.connects > 1:
             self.stats.reconnects += 1
         log.info(
@@ -714,6 +716,20 @@ class GatewayClient:
 
     def _describe(self, exc: BaseException) -> str:
         return self.credentials.redact(f"{type(exc).__name__}: {exc}")
+
+    def _log_failure(self, exc: BaseException) -> None:
+        """A warning for each new reason a connection fails; its repeats (a gateway down for an
+        hour) only at debug level until a connection succeeds."""
+        described = self._describe(exc)
+        repeated = described == self._failure_warned
+        log.log(
+            logging.DEBUG if repeated else logging.WARNING,
+            "%s: connection failed: %s%s",
+            self.url,
+            described,
+            "" if repeated else " (repeats are logged at debug level)",
+        )
+        self._failure_warned = described
 
 
 def _as_event(frame: protocol.Frame) -> Event:

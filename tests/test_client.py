@@ -161,6 +161,23 @@ def test_reconnects_after_a_drop_with_growing_backoff(gateway: FakeGateway) -> N
     assert all(gap >= 0.05 * 2**i for i, gap in enumerate(gaps[:3]))
 
 
+def test_an_outage_warns_once_and_logs_its_repeats_at_debug_level(
+    gateway: FakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="ocnb.client")
+    with make_client(gateway) as client:
+        for outage in (1, 2):
+            client.wait_until_live(10)
+            gateway.accept = False
+            gateway.drop(1011)
+            wait_for(lambda n=outage: client.stats.attempts >= 4 * n, what="refused reconnects")
+            gateway.accept = True
+            wait_for(lambda n=outage: client.stats.reconnects == n and client.status == "live")
+    failures = [r for r in caplog.records if "connection failed" in r.getMessage()]
+    levels = [r.levelno for r in failures]
+    assert levels.count(logging.WARNING) == 2 and levels.count(logging.DEBUG) >= 4
+
+
 def test_backoff_doubles_to_its_maximum_with_bounded_jitter() -> None:
     import random
 
