@@ -448,6 +448,10 @@ class GatewayClient:
                 close_timeout=_CLOSE_TIMEOUT,
                 max_size=_MAX_FRAME_BYTES,
                 compression=None,
+                # Liveness is the tick watchdog's job: a websockets keepalive ping would time out
+                # whenever the store holds the reader back for 20 s (its pong waits behind the
+                # frames not read yet) and drop a healthy connection.
+                ping_interval=None,
                 user_agent_header=f"ocnb/{_version()}",
                 **tls,
             )

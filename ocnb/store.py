@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ocnb import checkpoints
+from ocnb.held import HeldRows
 from ocnb.ingest import TERMINAL_STATUSES, Append, Op, Rebase, ReplacePresence, Sweep, Upsert
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,8 @@ class FleetStore:
             for table in (*KEYS, *LOGS, "presence")
         }
         describe.close()
-        self._upsert_clauses = {t: _upsert_clause(t, self._schemas[t].names) for t in KEYS}
+        self._updates = {t: _update(t, self._schemas[t].names) for t in KEYS}
+        self._held: HeldRows | None = None  # read on the writer's first batch
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
@@ -401,6 +403,7 @@ class FleetStore:
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
+            self._held = None  # it may name keys the rollback removed
             raise
         if taking is not None:
             taking.taken()
@@ -431,15 +434,25 @@ class FleetStore:
                 sweeps.append(op)
         for log_table in LOGS:
             if appends[log_table]:
-                self._insert(con, log_table, appends[log_table], "")
-        if appends["usage"]:
-            rows = list({(r["gateway"], r["message_id"]): r for r in appends["usage"]}.values())
-            self._insert(con, "usage", rows, " ON CONFLICT DO NOTHING")
+                self._write(con, log_table, appends[log_table])
+        held = self._held_rows(con)
+        if appends["usage"]:  # a message is counted once, however often it is seen
+            usage = {(r["gateway"], r["message_id"]): r for r in appends["usage"]}
+            new, _ = held.split("usage", usage)
+            if new:
+                self._write(con, "usage", new)
         for table, rows_by_key in upserts.items():
-            if rows_by_key:
-                self._insert(con, table, list(rows_by_key.values()), self._upsert_clauses[table])
-        if idle:
-            self._close_runs_of_idle_sessions(con, idle)
+            if rows_by_key:  # new keys are inserted, held ones updated (cheaper than ON CONFLICT)
+                new, known = held.split(table, rows_by_key)
+                if new:
+                    self._write(con, table, new)
+                if known:
+                    self._write(con, table, known, self._updates[table])
+        held.note_runs(upserts["runs"].values())
+        idle_with_runs = held.idle_with_runs(idle)
+        if idle_with_runs:
+            self._close_runs_of_idle_sessions(con, idle_with_runs)
+            held.checked(idle_with_runs)
         for replace in presence.values():
             self._replace_presence(con, replace)
         for sweep in sweeps:
@@ -463,17 +476,27 @@ class FleetStore:
 
     def _closed_runs(self, keys: list[tuple[str, str]]) -> None:
         """Runs the store closed by itself (not from an op): the next checkpoint copies them."""
+        if self._held is not None:
+            self._held.ended(keys)
         if keys and self.checkpoints is not None:
             self.checkpoints.note_rows("runs", keys)
 
-    def _insert(self, con: Any, table: str, rows: list[dict[str, Any]], clause: str) -> None:
-        """Insert rows as one Arrow table typed like the DuckDB table (ms ints for times)."""
+    def _held_rows(self, con: Any) -> HeldRows:
+        if self._held is None:
+            self._held = HeldRows(con, KEYS, self._schemas)
+        return self._held
+
+    def _write(
+        self, con: Any, table: str, rows: list[dict[str, Any]], statement: str | None = None
+    ) -> None:
+        """Rows as one Arrow table `batch` typed like the DuckDB table (ms ints for times):
+        inserted, or given to `statement`."""
         schema = self._schemas[table]
         batch = pa.Table.from_pylist(rows, schema=schema)
         names = ", ".join(schema.names)
         con.register("batch", batch)
         try:
-            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM batch{clause}")  # noqa: S608 - our own names
+            con.execute(statement or f"INSERT INTO {table} ({names}) SELECT {names} FROM batch")  # noqa: S608 - our own names
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.unregister("batch")
@@ -486,7 +509,7 @@ class FleetStore:
             return
         con.execute("DELETE FROM presence WHERE gateway = ?", [replace.gateway])
         if replace.rows:
-            self._insert(con, "presence", replace.rows, "")
+            self._write(con, "presence", replace.rows)
         con.execute(
             "INSERT INTO gateways (gateway, presence_version) VALUES (?, ?) "
             "ON CONFLICT DO UPDATE SET presence_version = excluded.presence_version",
@@ -634,39 +657,41 @@ def _merge(table: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def _upsert_clause(table: str, columns: list[str]) -> str:
-    """`ON CONFLICT` for a table: newest version wins; partial rows only fill in."""
+def _update(table: str, columns: list[str]) -> str:
+    """The UPDATE that merges rows of `batch` into held rows: newest version wins; partial rows
+    only fill in."""
     keys = KEYS[table]
     values = [c for c in columns if c not in keys]
+    match = " AND ".join(f"{table}.{k} = batch.{k}" for k in keys)
     if table == "sessions":
         sets = [
-            f"{c} = CASE WHEN excluded.partial THEN coalesce(excluded.{c}, sessions.{c}) "
-            f"ELSE excluded.{c} END"
+            f"{c} = CASE WHEN batch.partial THEN coalesce(batch.{c}, sessions.{c}) "
+            f"ELSE batch.{c} END"
             for c in values
             if c not in ("partial", "version", "deleted")
         ]
         sets += [
-            "deleted = excluded.deleted",
-            "partial = excluded.partial AND sessions.partial",
-            "version = excluded.version",
+            "deleted = batch.deleted",
+            "partial = batch.partial AND sessions.partial",
+            "version = batch.version",
         ]
         # A delete names the session generation it removes: never delete a replacement.
         guard = (
-            "excluded.version >= sessions.version AND (NOT excluded.deleted "
-            "OR excluded.session_id IS NULL OR sessions.session_id IS NULL "
-            "OR excluded.session_id = sessions.session_id)"
+            " AND batch.version >= sessions.version AND (NOT batch.deleted "
+            "OR batch.session_id IS NULL OR sessions.session_id IS NULL "
+            "OR batch.session_id = sessions.session_id)"
         )
-        return f" ON CONFLICT DO UPDATE SET {', '.join(sets)} WHERE {guard}"
-    if table in ("agents", "session_usage"):
-        sets = [f"{c} = excluded.{c}" for c in values]
+    elif table in ("agents", "session_usage"):
+        sets = [f"{c} = batch.{c}" for c in values]
         order = "version" if table == "agents" else "as_of"
-        newer = f"excluded.{order} >= {table}.{order}"
-        return f" ON CONFLICT DO UPDATE SET {', '.join(sets)} WHERE {newer}"
-    sets = [f"{c} = coalesce(excluded.{c}, {table}.{c})" for c in values if c != "status"]
-    if "status" in values:
-        terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
-        sets.append(
-            f"status = CASE WHEN {table}.status IN ({terminal}) AND excluded.status = 'running' "
-            f"THEN {table}.status ELSE coalesce(excluded.status, {table}.status) END"
-        )
-    return f" ON CONFLICT DO UPDATE SET {', '.join(sets)}"
+        guard = f" AND batch.{order} >= {table}.{order}"
+    else:
+        sets = [f"{c} = coalesce(batch.{c}, {table}.{c})" for c in values if c != "status"]
+        guard = ""
+        if "status" in values:
+            terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+            sets.append(
+                f"status = CASE WHEN {table}.status IN ({terminal}) AND batch.status = 'running' "
+                f"THEN {table}.status ELSE coalesce(batch.status, {table}.status) END"
+            )
+    return f"UPDATE {table} SET {', '.join(sets)} FROM batch WHERE {match}{guard}"  # noqa: S608 - our own names

@@ -290,6 +290,41 @@ def test_a_failed_batch_is_retried_without_new_work(
     assert store.stats.queued == 0 and "No space" in (store.stats.last_error or "")
 
 
+def test_a_batch_rolled_back_after_new_rows_writes_them_all_on_its_retry(
+    store: FleetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's knowledge of held keys must forget what a rollback removed."""
+    real_sweep = store._sweep
+    failures = iter([OSError("disk full during the sweep")])
+
+    def failing_sweep(con: Any, sweep: Sweep) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_sweep(con, sweep)
+
+    monkeypatch.setattr(store, "_sweep", failing_sweep)
+    store.submit([session("kept", 10), Sweep("sessions", "gw", frozenset({"kept"}), 5)])
+    wait_for(lambda: store.stats.errors == 1 and not store.stats.pending, 10, "the retry")
+    store.submit([session("kept", 20, status="done")])
+    assert one(store, "SELECT session_key, status, version FROM sessions") == [("kept", "done", 20)]
+
+
+def test_a_reopened_store_still_closes_the_runs_it_held_running(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.duckdb"
+    run = {"gateway": "gw", "run_id": "r", "session_key": "k", "status": "running"}
+    with_run = [session("k", 100, has_active_run=True), Upsert("runs", {**run, "started_at": 100})]
+    first = FleetStore(path)
+    first.submit(with_run)
+    first.close()
+    second = FleetStore(path)
+    try:
+        second.submit([session("k", 200, has_active_run=False)])
+        assert one(second, "SELECT status FROM runs") == [("interrupted",)]
+    finally:
+        second.close()
+
+
 def test_a_sync_closes_runs_that_ended_unseen(store: FleetStore) -> None:
     def run(run_id: str, key: str, started: int) -> Upsert:
         row = {"gateway": "gw", "run_id": run_id, "session_key": key, "status": "running"}
