@@ -2,9 +2,10 @@
 
 DuckDB updates rows far faster with a plain `UPDATE … FROM` than with `INSERT … ON CONFLICT`,
 and checks nothing faster than not at all. The writer therefore keeps the key of every row in
-each keyed table (new keys are inserted, held ones updated) and every run that may be
-`running` (a session shown idle is checked against DuckDB only when one of its runs may still
-be). Both are read from the database on first use, and again after a rolled-back batch.
+each keyed table (new keys are inserted, held ones updated) up to `MAX_KEYS` per table (beyond
+that it lets `ON CONFLICT` decide), and every run that may be `running` (a session shown idle
+is checked against DuckDB only when one of its runs may still be). Both are read from the
+database on first use, and again after a rolled-back batch.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow as pa
 from ocnb.ingest import TERMINAL_STATUSES
 
 Key = tuple[Any, ...]
+MAX_KEYS = 200_000  # per table (~40 MB): runs and usage grow with a fleet's whole history
 
 
 class HeldRows:
@@ -31,13 +33,14 @@ class HeldRows:
         keys: Mapping[str, tuple[str, ...]],
         schemas: Mapping[str, pa.Schema],
     ) -> None:
-        self.keys: dict[str, set[Key]] = {}
+        self.keys: dict[str, set[Key] | None] = {}  # None: too many to keep
         for table, columns in keys.items():
             selected = ", ".join(
                 f"epoch_ms({c})" if pa.types.is_timestamp(schemas[table].field(c).type) else c
                 for c in columns
             )
-            self.keys[table] = set(con.execute(f"SELECT {selected} FROM {table}").fetchall())  # noqa: S608 - our own names
+            found = con.execute(f"SELECT {selected} FROM {table} LIMIT {MAX_KEYS + 1}").fetchall()  # noqa: S608 - our own names
+            self.keys[table] = set(found) if len(found) <= MAX_KEYS else None
         self.running: dict[Key, tuple[str, int | None]] = {
             (gateway, run_id): (session_key, started)
             for gateway, run_id, session_key, started in con.execute(
@@ -48,13 +51,18 @@ class HeldRows:
 
     def split(
         self, table: str, rows_by_key: Mapping[Key, dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The rows with new keys (now held) and the rows of keys held before."""
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The rows with new keys (now held), those with keys held before, and those of a
+        table whose keys are not kept."""
         held = self.keys[table]
+        if held is None:
+            return [], [], list(rows_by_key.values())
         new = [row for key, row in rows_by_key.items() if key not in held]
         known = [row for key, row in rows_by_key.items() if key in held]
         held.update(rows_by_key)
-        return new, known
+        if len(held) > MAX_KEYS:
+            self.keys[table] = None
+        return new, known, []
 
     def note_runs(self, rows: Iterable[dict[str, Any]]) -> None:
         """Run rows as merged for one batch, the way the table merges them."""

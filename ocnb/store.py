@@ -256,7 +256,8 @@ class FleetStore:
             for table in (*KEYS, *LOGS, "presence")
         }
         describe.close()
-        self._updates = {t: _update(t, self._schemas[t].names) for t in KEYS}
+        self._updates = {t: _update(t, self._schemas[t].names) for t in KEYS if t != "usage"}
+        self._upserts = {t: _upsert(t, self._schemas[t].names) for t in KEYS}
         self._held: HeldRows | None = None  # read on the writer's first batch
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -437,17 +438,16 @@ class FleetStore:
                 self._write(con, log_table, appends[log_table])
         held = self._held_rows(con)
         if appends["usage"]:  # a message is counted once, however often it is seen
-            usage = {(r["gateway"], r["message_id"]): r for r in appends["usage"]}
-            new, _ = held.split("usage", usage)
-            if new:
-                self._write(con, "usage", new)
+            upserts["usage"] = {(r["gateway"], r["message_id"]): r for r in appends["usage"]}
         for table, rows_by_key in upserts.items():
             if rows_by_key:  # new keys are inserted, held ones updated (cheaper than ON CONFLICT)
-                new, known = held.split(table, rows_by_key)
+                new, known, unknown = held.split(table, rows_by_key)
                 if new:
                     self._write(con, table, new)
-                if known:
+                if known and table != "usage":
                     self._write(con, table, known, self._updates[table])
+                if unknown:
+                    self._write(con, table, unknown, self._upserts[table])
         held.note_runs(upserts["runs"].values())
         idle_with_runs = held.idle_with_runs(idle)
         if idle_with_runs:
@@ -657,41 +657,55 @@ def _merge(table: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def _update(table: str, columns: list[str]) -> str:
-    """The UPDATE that merges rows of `batch` into held rows: newest version wins; partial rows
-    only fill in."""
-    keys = KEYS[table]
-    values = [c for c in columns if c not in keys]
-    match = " AND ".join(f"{table}.{k} = batch.{k}" for k in keys)
+def _merge_sql(table: str, columns: list[str], new: str) -> tuple[list[str], str]:
+    """How rows named `new` merge into held rows: the SET list and the condition (newest
+    version wins; partial rows only fill in)."""
+    values = [c for c in columns if c not in KEYS[table]]
+    if table == "usage":  # a message is counted once
+        return [], "false"
     if table == "sessions":
         sets = [
-            f"{c} = CASE WHEN batch.partial THEN coalesce(batch.{c}, sessions.{c}) "
-            f"ELSE batch.{c} END"
+            f"{c} = CASE WHEN {new}.partial THEN coalesce({new}.{c}, sessions.{c}) "
+            f"ELSE {new}.{c} END"
             for c in values
             if c not in ("partial", "version", "deleted")
         ]
         sets += [
-            "deleted = batch.deleted",
-            "partial = batch.partial AND sessions.partial",
-            "version = batch.version",
+            f"deleted = {new}.deleted",
+            f"partial = {new}.partial AND sessions.partial",
+            f"version = {new}.version",
         ]
         # A delete names the session generation it removes: never delete a replacement.
         guard = (
-            " AND batch.version >= sessions.version AND (NOT batch.deleted "
-            "OR batch.session_id IS NULL OR sessions.session_id IS NULL "
-            "OR batch.session_id = sessions.session_id)"
+            f"{new}.version >= sessions.version AND (NOT {new}.deleted "
+            f"OR {new}.session_id IS NULL OR sessions.session_id IS NULL "
+            f"OR {new}.session_id = sessions.session_id)"
         )
-    elif table in ("agents", "session_usage"):
-        sets = [f"{c} = batch.{c}" for c in values]
+        return sets, guard
+    if table in ("agents", "session_usage"):
         order = "version" if table == "agents" else "as_of"
-        guard = f" AND batch.{order} >= {table}.{order}"
-    else:
-        sets = [f"{c} = coalesce(batch.{c}, {table}.{c})" for c in values if c != "status"]
-        guard = ""
-        if "status" in values:
-            terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
-            sets.append(
-                f"status = CASE WHEN {table}.status IN ({terminal}) AND batch.status = 'running' "
-                f"THEN {table}.status ELSE coalesce(batch.status, {table}.status) END"
-            )
-    return f"UPDATE {table} SET {', '.join(sets)} FROM batch WHERE {match}{guard}"  # noqa: S608 - our own names
+        return [f"{c} = {new}.{c}" for c in values], f"{new}.{order} >= {table}.{order}"
+    sets = [f"{c} = coalesce({new}.{c}, {table}.{c})" for c in values if c != "status"]
+    if "status" in values:
+        terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
+        sets.append(
+            f"status = CASE WHEN {table}.status IN ({terminal}) AND {new}.status = 'running' "
+            f"THEN {table}.status ELSE coalesce({new}.status, {table}.status) END"
+        )
+    return sets, "true"
+
+
+def _update(table: str, columns: list[str]) -> str:
+    """The UPDATE that merges the rows of `batch` into the rows held under their keys."""
+    sets, guard = _merge_sql(table, columns, "batch")
+    match = " AND ".join(f"{table}.{k} = batch.{k}" for k in KEYS[table])
+    return f"UPDATE {table} SET {', '.join(sets)} FROM batch WHERE {match} AND {guard}"  # noqa: S608 - our own names
+
+
+def _upsert(table: str, columns: list[str]) -> str:
+    """The INSERT that adds the rows of `batch` or merges them into held ones (for a table too
+    large for the writer to know its keys)."""
+    sets, guard = _merge_sql(table, columns, "excluded")
+    names = ", ".join(columns)
+    action = f"UPDATE SET {', '.join(sets)} WHERE {guard}" if sets else "NOTHING"
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM batch ON CONFLICT DO {action}"  # noqa: S608 - our own names

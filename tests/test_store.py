@@ -16,14 +16,19 @@ from typing import Any
 import pytest
 from helpers import SlowStore, wait_for
 
+from ocnb import held
 from ocnb.demo.flood import render
 from ocnb.ingest import Append, Ingestor, Rebase, ReplacePresence, Sweep, Upsert
 from ocnb.protocol import decode_frame
 from ocnb.store import FleetStore
 
 
-@pytest.fixture
-def store() -> Iterator[FleetStore]:
+@pytest.fixture(params=["keys held", "too many keys to hold"])
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetStore]:
+    """A store whose writer knows the keys its tables hold, and one that leaves them to DuckDB
+    after its first batch."""
+    if request.param == "too many keys to hold":
+        monkeypatch.setattr(held, "MAX_KEYS", 0)
     store = FleetStore()
     yield store
     store.close()
