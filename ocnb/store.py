@@ -258,6 +258,7 @@ class FleetStore:
         describe.close()
         self._updates = {t: _update(t, self._schemas[t].names) for t in KEYS if t != "usage"}
         self._upserts = {t: _upsert(t, self._schemas[t].names) for t in KEYS}
+        self._update_full_sessions = _update("sessions", self._schemas["sessions"].names, full=True)
         self._held: HeldRows | None = None  # read on the writer's first batch
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -445,7 +446,7 @@ class FleetStore:
                 if new:
                     self._write(con, table, new)
                 if known and table != "usage":
-                    self._write(con, table, known, self._updates[table])
+                    self._update_held(con, table, known)
                 if unknown:
                     self._write(con, table, unknown, self._upserts[table])
         held.note_runs(upserts["runs"].values())
@@ -480,6 +481,17 @@ class FleetStore:
             self._held.ended(keys)
         if keys and self.checkpoints is not None:
             self.checkpoints.note_rows("runs", keys)
+
+    def _update_held(self, con: Any, table: str, rows: list[dict[str, Any]]) -> None:
+        """Rows merged into those held; complete session rows (nearly all on v4) with a plain
+        SET, cheaper than the merge of partial ones."""
+        if table == "sessions":
+            full = [row for row in rows if not row.get("partial")]
+            if full:
+                self._write(con, table, full, self._update_full_sessions)
+            rows = [row for row in rows if row.get("partial")]
+        if rows:
+            self._write(con, table, rows, self._updates[table])
 
     def _held_rows(self, con: Any) -> HeldRows:
         if self._held is None:
@@ -657,13 +669,23 @@ def _merge(table: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def _merge_sql(table: str, columns: list[str], new: str) -> tuple[list[str], str]:
+def _merge_sql(
+    table: str, columns: list[str], new: str, *, full: bool = False
+) -> tuple[list[str], str]:
     """How rows named `new` merge into held rows: the SET list and the condition (newest
-    version wins; partial rows only fill in)."""
+    version wins; partial rows only fill in; `full`: session rows known to be complete)."""
     values = [c for c in columns if c not in KEYS[table]]
     if table == "usage":  # a message is counted once
         return [], "false"
     if table == "sessions":
+        # A delete names the session generation it removes: never delete a replacement.
+        guard = (
+            f"{new}.version >= sessions.version AND (NOT {new}.deleted "
+            f"OR {new}.session_id IS NULL OR sessions.session_id IS NULL "
+            f"OR {new}.session_id = sessions.session_id)"
+        )
+        if full:
+            return [f"{c} = {new}.{c}" for c in values], guard
         sets = [
             f"{c} = CASE WHEN {new}.partial THEN coalesce({new}.{c}, sessions.{c}) "
             f"ELSE {new}.{c} END"
@@ -675,12 +697,6 @@ def _merge_sql(table: str, columns: list[str], new: str) -> tuple[list[str], str
             f"partial = {new}.partial AND sessions.partial",
             f"version = {new}.version",
         ]
-        # A delete names the session generation it removes: never delete a replacement.
-        guard = (
-            f"{new}.version >= sessions.version AND (NOT {new}.deleted "
-            f"OR {new}.session_id IS NULL OR sessions.session_id IS NULL "
-            f"OR {new}.session_id = sessions.session_id)"
-        )
         return sets, guard
     if table in ("agents", "session_usage"):
         order = "version" if table == "agents" else "as_of"
@@ -695,9 +711,9 @@ def _merge_sql(table: str, columns: list[str], new: str) -> tuple[list[str], str
     return sets, "true"
 
 
-def _update(table: str, columns: list[str]) -> str:
+def _update(table: str, columns: list[str], *, full: bool = False) -> str:
     """The UPDATE that merges the rows of `batch` into the rows held under their keys."""
-    sets, guard = _merge_sql(table, columns, "batch")
+    sets, guard = _merge_sql(table, columns, "batch", full=full)
     match = " AND ".join(f"{table}.{k} = batch.{k}" for k in KEYS[table])
     return f"UPDATE {table} SET {', '.join(sets)} FROM batch WHERE {match} AND {guard}"  # noqa: S608 - our own names
 
