@@ -256,9 +256,9 @@ class FleetStore:
             for table in (*KEYS, *LOGS, "presence")
         }
         describe.close()
-        self._updates = {t: _update(t, self._schemas[t].names) for t in KEYS if t != "usage"}
-        self._upserts = {t: _upsert(t, self._schemas[t].names) for t in KEYS}
-        self._update_full_sessions = _update("sessions", self._schemas["sessions"].names, full=True)
+        self._update_sql = {t: _update(t, self._schemas[t].names) for t in KEYS if t != "usage"}
+        self._upsert_sql = {t: _upsert(t, self._schemas[t].names) for t in KEYS}
+        self._full_sessions_sql = _update("sessions", self._schemas["sessions"].names, full=True)
         self._held: HeldRows | None = None  # read on the writer's first batch
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -448,7 +448,7 @@ class FleetStore:
                 if known and table != "usage":
                     self._update_held(con, table, known)
                 if unknown:
-                    self._write(con, table, unknown, self._upserts[table])
+                    self._write(con, table, unknown, self._upsert_sql[table])
         held.note_runs(upserts["runs"].values())
         idle_with_runs = held.idle_with_runs(idle)
         if idle_with_runs:
@@ -488,10 +488,10 @@ class FleetStore:
         if table == "sessions":
             full = [row for row in rows if not row.get("partial")]
             if full:
-                self._write(con, table, full, self._update_full_sessions)
+                self._write(con, table, full, self._full_sessions_sql)
             rows = [row for row in rows if row.get("partial")]
         if rows:
-            self._write(con, table, rows, self._updates[table])
+            self._write(con, table, rows, self._update_sql[table])
 
     def _held_rows(self, con: Any) -> HeldRows:
         if self._held is None:

@@ -53,10 +53,13 @@ def test_events_during_a_slow_initial_sync_are_kept_and_win() -> None:
     gateway.slow_method("sessions.list", 1.0)
     with gateway, ocnb.connect(gateway.url, gateway.token, name="demo") as fleet:
         client = fleet.clients["demo"]
-        gateway.pause()
-        fleet.store.flush()
-        logged = fleet.sql("SELECT count(*) AS n FROM events").iloc[0]["n"]
-        assert logged == client.stats.events > 0
+        gateway.pause()  # a step under way may still publish: wait, never assume it is done
+
+        def every_event_logged() -> bool:
+            logged = fleet.catch_up().sql("SELECT count(*) AS n FROM events").iloc[0]["n"]
+            return bool(logged == client.stats.events > 0)
+
+        wait_for(every_event_logged, 30, "every event dispatched to be in the log")
         converged(fleet, client, "demo", timeout=30)
 
 
