@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
 RETRY_SECONDS = 1.0
-MAX_QUEUED = 40_000  # operations (rows) waiting for the writer: about 40-80 MB
-MEMORY_LIMIT = "256MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
+MAX_QUEUED = 20_000  # operations (rows) waiting for the writer: about 20-40 MB
+MEMORY_LIMIT = "192MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
 IN_MEMORY_CHECKPOINT = "1000TB"  # checkpoint_threshold for in-memory stores: never
 
 STATE_SCHEMA = """
@@ -343,6 +343,9 @@ class FleetStore:
                 submissions += 1
                 ops += more
             committed = self._commit(ops)
+            if len(ops) >= BATCH_ROWS // 4 and self._queue.empty():
+                # A flood is over: Arrow's pool would keep its batches' memory (~40 MB) for good.
+                pa.default_memory_pool().release_unused()
             with self._applied_changed:
                 self.stats.queued -= committed
                 self._applied += submissions
