@@ -92,7 +92,8 @@ class GatewayFeed:
         )
         self._path_failures = 0
         self._falling_back = threading.Lock()
-        self._ingesting = threading.Lock()
+        self._ingesting = threading.Lock()  # ordinals are given in the order ops are submitted
+        self._buffered: list[Op] = []  # live events' ops, submitted once per loop iteration
         self.store = store
         self.name = name
         self.ingestor = Ingestor(name, ordinal=time.time_ns() // 1000)  # rises across restarts
@@ -114,7 +115,7 @@ class GatewayFeed:
         hello = client.hello
         assert hello is not None
         with self._ingesting:
-            self.store.submit(self.ingestor.hello(hello, client.url, _now_ms()))
+            self._submit(self.ingestor.hello(hello, client.url, _now_ms()))
         usage = asyncio.ensure_future(self._fetch_usage())
         try:
             await self._refresh_roster()
@@ -195,15 +196,33 @@ class GatewayFeed:
         """Ingest a non-event input now (from any of the feed's threads); returns its ops."""
         with self._ingesting:
             ops = self.ingestor.synced(kind, payload, received_at=_now_ms(), as_of=as_of)
-            self.store.submit(ops)
+            self._submit(ops)
         return ops
 
     def _ingest_event(self, event: Event) -> None:
+        """Ingest an event now (the HTTP poller's, from its thread)."""
         with self._ingesting:
-            self.store.submit(self.ingestor.event(event, _now_ms()))
+            self._submit(self.ingestor.event(event, _now_ms()))
+
+    def _submit(self, ops: list[Op]) -> None:
+        """Submit the buffered ops, then `ops` (the caller holds `_ingesting`)."""
+        if self._buffered:
+            ops, self._buffered = self._buffered + ops, []
+        self.store.submit(ops)
+
+    def _submit_buffered(self) -> None:
+        with self._ingesting:
+            self._submit([])
 
     def _on_event(self, event: Event) -> None:
-        self._ingest_event(event)
+        """A live event, on the loop thread: its ops wait for the others read in this loop
+        iteration and go to the store together (a loop callback: before any call's answer that
+        came after them is seen, so `Fleet.catch_up` still covers them)."""
+        with self._ingesting:
+            ops = self.ingestor.event(event, _now_ms())
+            if ops and not self._buffered:
+                asyncio.get_running_loop().call_soon(self._submit_buffered)
+            self._buffered += ops
         name, data = event.event, event.payload if isinstance(event.payload, dict) else {}
         if name in ("config.changed", "agent.config"):
             self._schedule_roster()
@@ -264,6 +283,7 @@ class GatewayFeed:
     def close(self) -> None:
         self.client.close()
         self.poller.close()
+        self._submit_buffered()  # read just before the loop stopped
 
     def _on_connect_failed(self, error: BaseException) -> None:
         """Upgrades refused or timing out, twice in a row: try the HTTP side (on a thread)."""
