@@ -52,6 +52,7 @@ def fill(gateway: GatewayProcess, store: str | None, events: int) -> dict[str, A
         gateway.flood(events, wait=False)
         fleet.wait_until(lambda f: count(f) >= target, timeout=3600)
         gateway.wait_sent()
+        fleet.store.flush()  # the writer idle, done with its last batch
         row: dict[str, Any] = {"rss_mb": rss_mb(), "events": count(fleet)}
         row["runs_s"] = timed(lambda: analysis.runs(fleet))
         row["token_usage_s"] = timed(lambda: analysis.token_usage(fleet, every="5min"))

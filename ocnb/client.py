@@ -296,6 +296,13 @@ class GatewayClient:
                 self._status_changed.wait(remaining)
         return self
 
+    def wait_for_change(self, seen: Status, timeout: float) -> Status:
+        """Block until the status is no longer `seen` or `timeout` passes; the status now."""
+        with self._status_changed:
+            if self._status == seen:
+                self._status_changed.wait(timeout)
+            return self._status
+
     def call(
         self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
@@ -370,14 +377,16 @@ class GatewayClient:
             raise ClientClosed("the client is closed") from None
 
     def _set_status(self, status: Status) -> None:
+        """Set the status; waiters wake once its handlers have run (a feed logs it first)."""
         with self._status_changed:
             if self._status == status or self._status == "closed":
                 return
             self._status = status
-            self._status_changed.notify_all()
         log.info("%s: %s", self.url, status)
         for handler in self._status_handlers:
             self._guarded(handler, status)
+        with self._status_changed:
+            self._status_changed.notify_all()
 
     def _guarded(self, handler: Callable[[Any], None], argument: Any) -> None:
         try:

@@ -283,7 +283,6 @@ class GatewayFeed:
     def close(self) -> None:
         self.client.close()
         self.poller.close()
-        self._submit_buffered()  # read just before the loop stopped
 
     def _on_connect_failed(self, error: BaseException) -> None:
         """Upgrades refused or timing out, twice in a row: try the HTTP side (on a thread)."""

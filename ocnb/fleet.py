@@ -406,7 +406,7 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
                     f"{feed.name} not live after {timeout:g} s "
                     f"(status {feed.status}, last error: {feed.last_error!r})"
                 )
-            time.sleep(min(0.1, remaining))
+            feed.client.wait_for_change(feed.client.status, min(0.1, remaining))
         if bar is not None and feed.total_sessions is not None:  # live: the sync is complete
             bar.update(feed.total_sessions - bar.n)
     finally:

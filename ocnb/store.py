@@ -324,6 +324,7 @@ class FleetStore:
     def _write_forever(self) -> None:
         """Group commit: each batch is everything queued meanwhile (up to `BATCH_ROWS`), so a
         quiet fleet commits at once and a busy one in ever larger batches."""
+        unreleased = 0  # operations written since Arrow's pool last gave memory back
         while True:
             try:  # a batch that failed is retried every second, new operations or not
                 first = self._queue.get(timeout=RETRY_SECONDS if self.stats.pending else None)
@@ -343,9 +344,12 @@ class FleetStore:
                 submissions += 1
                 ops += more
             committed = self._commit(ops)
-            if len(ops) >= BATCH_ROWS // 4 and self._queue.empty():
-                # A flood is over: Arrow's pool would keep its batches' memory (~40 MB) for good.
+            unreleased += len(ops)
+            if unreleased >= BATCH_ROWS and self._queue.empty():
+                # Arrow's pool would keep a flood's batch memory (~40 MB) for good: hand it back
+                # whenever the writer has caught up (< 1 ms).
                 pa.default_memory_pool().release_unused()
+                unreleased = 0
             with self._applied_changed:
                 self.stats.queued -= committed
                 self._applied += submissions
