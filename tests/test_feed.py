@@ -52,11 +52,8 @@ def test_live_events_go_to_the_store_together_once_the_loop_turns(feed: GatewayF
     asyncio.run(read_a_burst())
     assert [[table for table, _ in batch] for batch in store.submissions] == [["events"] * 3]
     store.flush()
-    assert store.df("SELECT list(seq ORDER BY ordinal) AS s FROM events")["s"][0].tolist() == [
-        1,
-        2,
-        3,
-    ]
+    logged = store.df("SELECT list(seq ORDER BY ordinal) AS s FROM events")["s"][0]
+    assert logged.tolist() == [1, 2, 3]
 
 
 def test_other_inputs_submit_the_buffered_events_first(feed: GatewayFeed) -> None:
