@@ -126,7 +126,7 @@ class GatewayFeed:
             await asyncio.gather(usage, return_exceptions=True)
         if payload is not None:
             as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
-            self._log("sessions.usage", payload, as_of=as_of if isinstance(as_of, int) else None)
+            self._log("sessions.usage", payload, as_of=as_of)  # checked by the ingestor
         self.syncs += 1
 
     async def _sync_sessions(self) -> None:

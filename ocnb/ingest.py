@@ -145,8 +145,10 @@ class Ingestor:
         self, kind: str, payload: Any, *, received_at: int, as_of: int | None = None
     ) -> list[Op]:
         """A non-event input (`SYNC_KINDS`), logged, then turned into operations; `as_of` is the
-        time the answer describes (default: when it was received)."""
-        as_of = received_at if as_of is None else as_of
+        time the answer describes (when it was received, if not given or not a time DuckDB can
+        hold: it may come from the gateway, e.g. `sessions.usage`'s `updatedAt`)."""
+        described = _ms(as_of)
+        as_of = received_at if described is None else described
         ops = _SYNC_HANDLERS[kind](self, payload, as_of)
         if not self.logs:
             return ops

@@ -34,6 +34,7 @@ CLIENT_MODE = "cli"
 ROLE = "operator"
 DEFAULT_SCOPES: tuple[str, ...] = ("operator.read",)
 DEFAULT_TICK_INTERVAL_MS = 30_000
+MAX_SEQ = 2**63 - 1  # the store logs `seq` as a BIGINT
 
 
 class CloseCode(IntEnum):
@@ -116,8 +117,8 @@ def decode_frame(data: str | bytes) -> Frame:
 
 def _decode_event(frame: dict[str, Any]) -> Event:
     seq = frame.get("seq")
-    if seq is not None and (type(seq) is not int or seq < 0):
-        raise ProtocolError(f"event seq must be a non-negative integer, got {_excerpt(repr(seq))}")
+    if seq is not None and (type(seq) is not int or not 0 <= seq <= MAX_SEQ):
+        raise ProtocolError(f"event seq must be an integer 0 to 2**63-1, got {_excerpt(repr(seq))}")
     state_version = frame.get("stateVersion")
     return Event(
         event=_require_str(frame, "event"),
@@ -327,6 +328,11 @@ def parse_hello(payload: Any) -> Hello:
     protocol = payload.get("protocol")
     if type(protocol) is not int:
         raise ProtocolError("hello-ok without an integer protocol")
+    if not MIN_PROTOCOL <= protocol <= MAX_PROTOCOL:
+        raise ProtocolError(
+            f"hello-ok names protocol {_excerpt(str(protocol))}; this client offered "
+            f"{MIN_PROTOCOL} to {MAX_PROTOCOL}"
+        )
     auth = _dict(payload.get("auth"))
     scopes = auth.get("scopes")
     token = auth.get("deviceToken")

@@ -174,6 +174,45 @@ def test_any_event_payload_ingests_into_valid_rows(events: list[tuple[str, Any, 
         store.close()
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(FRAMES.map(json.dumps), max_size=8))
+@example(['{"type":"event","event":"x","seq":18446744073709551615}'])  # beyond BIGINT
+def test_any_frame_the_client_accepts_ingests_into_valid_rows(frames: list[str]) -> None:
+    """What `decode_frame` lets through must never fail a store batch (a batch that fails is
+    retried for ever, holding up every later one)."""
+    ingestor, store, accepted = Ingestor("gw"), FleetStore(), 0
+    try:
+        for text in frames:
+            with contextlib.suppress(ProtocolError):
+                event = decode_frame(text)
+                if isinstance(event, Event):
+                    store.submit(ingestor.event(event, 1_795_000_000_000))
+                    accepted += 1
+        store.flush()
+        assert store.stats.errors == 0, store.stats.last_error
+        logged = store.arrow("SELECT count(*) AS n FROM events").to_pylist()[0]["n"]
+        assert logged == accepted
+    finally:
+        store.close()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["sessions.usage", "agents.list", "sessions.list"]), JSON, JSON)
+@example("sessions.usage", {"sessions": [{"key": "k", "usage": {"input": 1}}]}, 2**64 - 1)
+@example("sessions.usage", {"sessions": [{"key": "k", "usage": {"input": 1}}]}, 10**17)
+def test_any_sync_answer_and_time_ingest_into_valid_rows(
+    kind: str, payload: Any, as_of: Any
+) -> None:
+    """A sync answer's own time (`sessions.usage`'s `updatedAt`) comes from the gateway too."""
+    store = FleetStore()
+    try:
+        store.submit(Ingestor("gw").synced(kind, payload, received_at=5, as_of=as_of))
+        store.flush()
+        assert store.stats.errors == 0, store.stats.last_error
+    finally:
+        store.close()
+
+
 def test_sql_in_gateway_data_is_stored_as_text() -> None:
     key = "agent:x:x'); DROP TABLE sessions; --"
     store = FleetStore()

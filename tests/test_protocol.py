@@ -93,6 +93,7 @@ def test_decode_request() -> None:
         '{"type":"event","event":"tick","seq":-1}',
         '{"type":"event","event":"tick","seq":1.5}',
         '{"type":"event","event":"tick","seq":true}',
+        '{"type":"event","event":"tick","seq":9223372036854775808}',
         '{"type":"res","id":"1"}',
         '{"type":"res","ok":true}',
         '{"type":"nope"}',
@@ -232,7 +233,16 @@ def test_parse_hello_defaults_a_missing_tick_interval() -> None:
     assert hello.scopes == () and hello.server_version is None
 
 
-@pytest.mark.parametrize("payload", [None, {"type": "hello"}, {"type": "hello-ok"}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        {"type": "hello"},
+        {"type": "hello-ok"},
+        {"type": "hello-ok", "protocol": 2},  # not what the client offered
+        {"type": "hello-ok", "protocol": 2**40},
+    ],
+)
 def test_parse_hello_refuses_a_non_hello(payload: object) -> None:
     with pytest.raises(ProtocolError):
         protocol.parse_hello(payload)
