@@ -194,6 +194,16 @@ ARROW_TYPES = {
     "TIMESTAMP WITH TIME ZONE": pa.timestamp("ms", tz="UTC"),  # gateways send epoch ms
 }
 _RANK = {status: 1 for status in TERMINAL_STATUSES}
+# What a batch can fail with because of a value in it (then the operation at fault is dropped),
+# as opposed to the store's own trouble (a full disk: then the batch is kept and retried).
+BAD_DATA = (
+    ValueError,  # pyarrow.ArrowInvalid among them
+    TypeError,
+    OverflowError,
+    duckdb.DataError,
+    duckdb.IntegrityError,
+    duckdb.InvalidInputException,
+)
 
 
 @dataclass
@@ -203,6 +213,7 @@ class StoreStats:
     batches: int = 0
     ops: int = 0
     errors: int = 0
+    dropped: int = 0  # operations whose data DuckDB or Arrow refused
     last_error: str | None = None
     committed_at: float | None = None
     queued: int = 0
@@ -356,21 +367,20 @@ class FleetStore:
                 self._applied_changed.notify_all()
 
     def _commit(self, ops: list[Op]) -> int:
-        """Write the batch (after any that failed before); returns how many operations were
-        committed: all of them, or none (then they wait in `stats.pending`)."""
+        """Write the batch (after any that failed before); returns how many operations are done
+        with: written, or dropped as unwritable. The rest wait in `stats.pending`."""
         batch = self.stats.pending + ops
-        try:
-            self._apply(batch)
-        except Exception as exc:  # a full disk or a bug must not kill the writer
+        unwritten, exc = self._apply_around_bad_data(batch)
+        if exc is not None:  # a full disk or a bug must not kill the writer
             error = f"{type(exc).__name__}: {exc}"[:500]
             if error != self._failing_with:  # logged once per streak, not once per retry
-                log.exception("ocnb store: batch of %d operations not written", len(batch))
+                log.error("ocnb store: %d operations not written", len(unwritten), exc_info=exc)
             self._failing_with = error
             self._failed_attempts += 1
             self.stats.errors += 1
             self.stats.last_error = error
-            self.stats.pending = batch  # kept, and retried
-            return 0
+            self.stats.pending = unwritten  # kept, and retried
+            return len(batch) - len(unwritten)
         if self._failing_with is not None:
             log.warning("ocnb store: written again after %d failed attempts", self._failed_attempts)
             self._failing_with, self._failed_attempts = None, 0
@@ -384,6 +394,33 @@ class FleetStore:
             except Exception:
                 log.exception("ocnb store listener %r failed", listener)
         return len(batch)
+
+    def _apply_around_bad_data(self, ops: list[Op]) -> tuple[list[Op], Exception | None]:
+        """Apply `ops` in order. Where DuckDB or Arrow refuse the data, halve the failing part
+        until the operation at fault is alone, and drop that one (logged, counted in
+        `stats.dropped`): one bad value must not hold up everything after it. Any other error
+        (a full disk) stops there: returns the operations not written, and the error."""
+        parts = [ops]
+        while parts:
+            part = parts.pop()
+            try:
+                self._apply(part)
+            except BAD_DATA as exc:
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    parts += [part[middle:], part[:middle]]
+                else:
+                    self._drop(part[0], exc)
+            except Exception as exc:
+                return [*part, *(op for later in reversed(parts) for op in later)], exc
+        return [], None
+
+    def _drop(self, op: Op, exc: Exception) -> None:
+        table = getattr(op, "table", None) or type(op).__name__
+        error = f"dropped one {table} operation: {type(exc).__name__}: {exc}"[:500]
+        log.error("ocnb store: %s", error)
+        self.stats.dropped += 1
+        self.stats.last_error = error
 
     def _apply(self, ops: list[Op]) -> None:
         """Apply a batch in one transaction; a `Rebase` splits it, so that what came before it

@@ -383,3 +383,18 @@ def test_an_in_memory_store_larger_than_its_memory_limit_spills_and_streams() ->
     finally:
         store.close()
     assert not spill.exists()
+
+
+def test_an_operation_whose_data_the_store_refuses_is_dropped_and_the_rest_written(
+    store: FleetStore,
+) -> None:
+    def logged(seq: int) -> Append:
+        return Append("events", {"gateway": "gw", "seq": seq, "event": "e", "payload": "{}"})
+
+    bad_row = session("bad", 5, context_tokens=2**64 - 1)  # beyond BIGINT: Arrow refuses it
+    store.submit([*map(logged, range(5)), bad_row, session("good", 6), *map(logged, range(5, 9))])
+    store.submit([logged(2**64 - 1), logged(9)])
+    assert one(store, "SELECT seq FROM events") == [(n,) for n in range(10)]  # in write order
+    assert one(store, "SELECT session_key FROM sessions") == [("good",)]
+    assert store.stats.dropped == 2 and not store.stats.pending
+    assert "dropped one events operation" in (store.stats.last_error or "")
