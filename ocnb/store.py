@@ -404,12 +404,14 @@ class FleetStore:
         while parts:
             part = parts.pop()
             try:
-                self._apply(part)
-            except BAD_DATA as exc:
-                if len(part) > 1:
-                    middle = len(part) // 2
-                    parts += [part[middle:], part[:middle]]
-                else:
+                try:
+                    self._apply(part)
+                except BAD_DATA as exc:
+                    if len(part) > 1:
+                        middle = len(part) // 2
+                        parts += [part[middle:], part[:middle]]
+                        continue
+                    self._apply([])  # the store writes without it: the fault is this operation's
                     self._drop(part[0], exc)
             except Exception as exc:
                 return [*part, *(op for later in reversed(parts) for op in later)], exc

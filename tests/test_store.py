@@ -12,7 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
+import duckdb
 import pytest
 from helpers import SlowStore, wait_for
 
@@ -398,3 +400,22 @@ def test_an_operation_whose_data_the_store_refuses_is_dropped_and_the_rest_writt
     assert one(store, "SELECT session_key FROM sessions") == [("good",)]
     assert store.stats.dropped == 2 and not store.stats.pending
     assert "dropped one events operation" in (store.stats.last_error or "")
+
+
+def test_a_store_that_refuses_every_batch_drops_nothing(
+    store: FleetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault of the store's own that looks like bad data (here: every checkpoint refused)
+    keeps the batch for retry instead of dropping its operations one by one."""
+    assert store.checkpoints is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(store.checkpoints, "due", lambda: True)
+        patch.setattr(
+            store.checkpoints, "take", Mock(side_effect=duckdb.ConversionException("refused"))
+        )
+        store.submit([session("a", 1), session("b", 2)])
+        store.flush()
+        assert store.stats.dropped == 0 and len(store.stats.pending) == 2
+        assert "refused" in (store.stats.last_error or "")
+    store.submit([session("c", 3)])
+    assert one(store, "SELECT session_key FROM sessions ORDER BY 1") == [("a",), ("b",), ("c",)]
