@@ -396,10 +396,11 @@ class FleetStore:
         return len(batch)
 
     def _apply_around_bad_data(self, ops: list[Op]) -> tuple[list[Op], Exception | None]:
-        """Apply `ops` in order. Where DuckDB or Arrow refuse the data, halve the failing part
-        until the operation at fault is alone, and drop that one (logged, counted in
-        `stats.dropped`): one bad value must not hold up everything after it. Any other error
-        (a full disk) stops there: returns the operations not written, and the error."""
+        """Apply `ops` in order. Where DuckDB or Arrow refuse the data (and the store writes
+        without it), halve the failing part until the operation at fault is alone, and drop
+        that one (logged, counted in `stats.dropped`): one bad value must not hold up all that
+        follows. Any other error (a full disk) stops there: returns the operations not written,
+        and the error."""
         parts = [ops]
         while parts:
             part = parts.pop()
@@ -407,12 +408,12 @@ class FleetStore:
                 try:
                     self._apply(part)
                 except BAD_DATA as exc:
+                    self._apply([])  # the store writes without this part: the fault is in it
                     if len(part) > 1:
                         middle = len(part) // 2
                         parts += [part[middle:], part[:middle]]
-                        continue
-                    self._apply([])  # the store writes without it: the fault is this operation's
-                    self._drop(part[0], exc)
+                    else:
+                        self._drop(part[0], exc)
             except Exception as exc:
                 return [*part, *(op for later in reversed(parts) for op in later)], exc
         return [], None
