@@ -453,7 +453,7 @@ class Ingestor:
         tokens_in, tokens_out = _int(usage.get("input")), _int(usage.get("output"))
         total = _int(usage.get("totalTokens"))
         if total is None and tokens_in is not None and tokens_out is not None:
-            total = tokens_in + tokens_out
+            total = _int(tokens_in + tokens_out)
         ops.append(
             Append(
                 "usage",

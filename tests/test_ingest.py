@@ -183,6 +183,10 @@ def test_assistant_messages_record_usage() -> None:
     assert (usage.row["total_tokens"], usage.row["ts"]) == (15, 50)
     user = {**payload, "message": {"role": "user", "content": "hi"}}
     assert not ops_of(Ingestor("gw").event(Event("session.message", user), 60), Append, "usage")
+    huge = {"input": 2**63 - 1, "output": 2**63 - 1}  # no totalTokens: their sum is no BIGINT
+    summed = {**payload, "message": {**message, "usage": huge}}
+    (usage,) = ops_of(Ingestor("gw").event(Event("session.message", summed), 60), Append, "usage")
+    assert usage.row["total_tokens"] is None
 
 
 def test_agents_list_upserts_each_agent_and_sweeps_the_rest() -> None:
