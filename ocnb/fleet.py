@@ -362,7 +362,14 @@ class Fleet:
 
     def __repr__(self) -> str:
         gateways = ", ".join(f"{name} {status}" for name, status in self.statuses.items())
-        return f"<Fleet {self.status}: {gateways or 'no gateways'}; store {self.store.path}>"
+        store = f"store {self.store.path}{self._dropped()}"
+        return f"<Fleet {self.status}: {gateways or 'no gateways'}; {store}>"
+
+    def _dropped(self) -> str:
+        """The operations the store refused, if any (values it cannot hold: see `FleetStore`)."""
+        dropped = self.store.stats.dropped
+        plural = "s" if dropped > 1 else ""
+        return f"; {dropped} operation{plural} dropped (see fleet.store.stats)" if dropped else ""
 
     def _repr_html_(self) -> str:
         counts = self.sql(
@@ -380,6 +387,7 @@ class Fleet:
         return (
             f"<div><b>ocnb Fleet</b> — {html.escape(self.status)}: {counts['agents']} agents, "
             f"{counts['sessions']} sessions, {counts['events']} events"
+            f"{html.escape(self._dropped())}"
             f"<table><tr><th>gateway</th><th>url</th><th>status</th><th>server</th></tr>{rows}"
             "</table></div>"
         )

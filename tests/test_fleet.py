@@ -16,6 +16,7 @@ from targets import Target
 import ocnb
 from ocnb import Fleet
 from ocnb.demo import DemoGateway
+from ocnb.ingest import Append
 
 
 def test_after_activity_and_a_restart_the_store_equals_the_gateway(target: Target) -> None:
@@ -209,3 +210,16 @@ def test_a_store_that_cannot_write_shows_in_the_fleet_status_and_logs_once(
     wait_for(lambda: demo_fleet.status == "live", 30, "the retry to succeed")
     logged = [r.levelname for r in caplog.records if r.name == "ocnb.store"]
     assert logged == ["ERROR", "WARNING"]  # the failure once, then its end
+
+
+def test_repr_and_html_show_operations_the_store_dropped() -> None:
+    fleet = Fleet()
+    try:
+        assert "dropped" not in repr(fleet)
+        bad = {"gateway": "gw", "seq": 2**64 - 1, "event": "x", "payload": "{}"}  # no BIGINT
+        fleet.store.submit([Append("events", bad)])
+        fleet.store.flush()
+        assert "1 operation dropped" in repr(fleet)
+        assert "1 operation dropped" in fleet._repr_html_()
+    finally:
+        fleet.close()
