@@ -192,7 +192,7 @@ class GatewayFeed:
 
     # --- live events (on the loop thread) -------------------------------------------------
 
-    def _log(self, kind: str, payload: Any, as_of: int | None = None) -> list[Op]:
+    def _log(self, kind: str, payload: Any, as_of: Any = None) -> list[Op]:
         """Ingest a non-event input now (from any of the feed's threads); returns its ops."""
         with self._ingesting:
             ops = self.ingestor.synced(kind, payload, received_at=_now_ms(), as_of=as_of)

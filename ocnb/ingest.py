@@ -141,9 +141,7 @@ class Ingestor:
 
     # --- logged inputs ----------------------------------------------------------------------
 
-    def synced(
-        self, kind: str, payload: Any, *, received_at: int, as_of: int | None = None
-    ) -> list[Op]:
+    def synced(self, kind: str, payload: Any, *, received_at: int, as_of: Any = None) -> list[Op]:
         """A non-event input (`SYNC_KINDS`), logged, then turned into operations; `as_of` is the
         time the answer describes (when it was received, if not given or not a time DuckDB can
         hold: it may come from the gateway, e.g. `sessions.usage`'s `updatedAt`)."""
