@@ -379,21 +379,24 @@ class FleetStore:
             self._failed_attempts += 1
             self.stats.errors += 1
             self.stats.last_error = error
-            self.stats.pending = unwritten  # kept, and retried
-            return len(batch) - len(unwritten)
-        if self._failing_with is not None:
+        elif self._failing_with is not None:
             log.warning("ocnb store: written again after %d failed attempts", self._failed_attempts)
             self._failing_with, self._failed_attempts = None, 0
-        self.stats.pending = []
+        self.stats.pending = unwritten  # kept, and retried
+        done = len(batch) - len(unwritten)
+        if done:  # parts written before a failure are committed: readers may see them now
+            self._committed(done)
+        return done
+
+    def _committed(self, ops: int) -> None:
         self.stats.batches += 1
-        self.stats.ops += len(batch)
+        self.stats.ops += ops
         self.stats.committed_at = time.time()
         for listener in self._listeners:
             try:
                 listener()
             except Exception:
                 log.exception("ocnb store listener %r failed", listener)
-        return len(batch)
 
     def _apply_around_bad_data(self, ops: list[Op]) -> tuple[list[Op], Exception | None]:
         """Apply `ops` in order. Where DuckDB or Arrow refuse the data (and the store writes

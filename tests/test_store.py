@@ -419,3 +419,31 @@ def test_a_store_that_refuses_every_batch_drops_nothing(
         assert "refused" in (store.stats.last_error or "")
     store.submit([session("c", 3)])
     assert one(store, "SELECT session_key FROM sessions ORDER BY 1") == [("a",), ("b",), ("c",)]
+
+
+def test_what_was_written_before_a_failure_is_announced_without_waiting_for_the_retry(
+    store: FleetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch split around a bad value, then stopped by a full disk: the parts already
+    committed count as written and the listeners hear of them at once."""
+    first, bad, last = (
+        session("first", 1),
+        session("bad", 2, context_tokens=2**64),
+        session("last", 3),
+    )
+    real_apply = store._apply
+    disk_full = iter([OSError("No space left on device")])
+
+    def full_disk_at_the_last_part(ops: list[Any]) -> None:
+        if ops == [last] and (error := next(disk_full, None)) is not None:
+            raise error
+        real_apply(ops)
+
+    monkeypatch.setattr(store, "_apply", full_disk_at_the_last_part)
+    pending_when_announced: list[int] = []
+    store.on_commit(lambda: pending_when_announced.append(len(store.stats.pending)))
+    store.submit([first, bad, last])
+    wait_for(lambda: len(pending_when_announced) == 2, 10, "the commit and the retry")
+    assert pending_when_announced == [1, 0]  # "first" announced while "last" still waited
+    assert store.stats.dropped == 1 and store.stats.errors == 1 and store.stats.ops == 3
+    assert one(store, "SELECT session_key FROM sessions ORDER BY 1") == [("first",), ("last",)]
