@@ -105,8 +105,9 @@ def _watch(url: str | None, token: str | None, duration: float | None, report: b
         while deadline is None or time.monotonic() < deadline:
             time.sleep(1 if report else 2)
             always_live = always_live and fleet.status == "live"
-            heading = f"[{fleet.status}] {_summary(fleet)}"
-            body = f"{heading}\n{_table(fleet)}\n" if report else heading
+            with fleet.snapshot():  # the heading and the table tell of the same moment
+                heading = f"[{fleet.status}] {_summary(fleet)}"
+                body = f"{heading}\n{_table(fleet)}\n" if report else heading
             print(CLEAR_SCREEN + body if redraw else body, flush=True)
     return 0 if always_live else 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import threading
@@ -159,6 +160,11 @@ class Fleet:
 
     def arrow(self, query: str, **params: Any) -> pa.Table:
         return self.store.arrow(query, params or None)
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """`with fleet.snapshot():` the frames read inside (from this thread) all show the
+        same moment, e.g. agent cards and the runs they count."""
+        return self.store.snapshot()
 
     def agents(self) -> pd.DataFrame:
         """One row per agent: its config merged with live session state (`agent_cards`)."""

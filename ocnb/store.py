@@ -601,6 +601,25 @@ class FleetStore:
                 self._cursors.append(cursor)
         return cursor
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads from this thread inside the block all see the store at one moment (one read
+        transaction on this thread's cursor; the writer goes on meanwhile). Keep it short:
+        DuckDB holds on to what changes after it until the block ends."""
+        if getattr(self._local, "snapshot", False):
+            yield  # already inside one
+            return
+        cursor = self.cursor()
+        cursor.execute("BEGIN TRANSACTION")
+        cursor.execute("SELECT 1 FROM gateways LIMIT 0")  # DuckDB fixes the moment at a first read
+        self._local.snapshot = True
+        try:
+            yield
+        finally:
+            self._local.snapshot = False
+            with contextlib.suppress(duckdb.Error):  # only a closed store refuses
+                cursor.execute("ROLLBACK")  # nothing to keep: the block only reads
+
     def df(self, query: str, params: Iterable[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         """Run a query from this thread and return a pandas DataFrame (nullable dtypes)."""
         return to_pandas(self.arrow(query, params))

@@ -447,3 +447,18 @@ def test_what_was_written_before_a_failure_is_announced_without_waiting_for_the_
     assert pending_when_announced == [1, 0]  # "first" announced while "last" still waited
     assert store.stats.dropped == 1 and store.stats.errors == 1 and store.stats.ops == 3
     assert one(store, "SELECT session_key FROM sessions ORDER BY 1") == [("first",), ("last",)]
+
+
+def test_reads_inside_a_snapshot_all_see_one_moment(store: FleetStore) -> None:
+    store.submit([session("before", 1)])
+    store.flush()
+    with store.snapshot():
+        store.submit([session("during", 2)])
+        store.flush()
+        with store.snapshot():  # nested: the same moment
+            assert store.df("SELECT session_key FROM sessions").session_key.tolist() == ["before"]
+        assert store.arrow("SELECT count(*) AS n FROM sessions")["n"].to_pylist() == [1]
+    assert one(store, "SELECT session_key FROM sessions ORDER BY 1") == [("before",), ("during",)]
+    with pytest.raises(duckdb.ConversionException), store.snapshot():
+        store.df("SELECT 'x'::INTEGER")  # a failed read aborts DuckDB's transaction
+    assert one(store, "SELECT count(*) FROM sessions") == [(2,)]  # the block ended it
