@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from ocnb.auth import TOKEN_VARIABLE
+import ocnb
+from ocnb.auth import TOKEN_VARIABLE, MemoryDeviceTokens
 
 CHILD = Path(__file__).parent / "_gateway.py"
 
@@ -29,6 +31,12 @@ class GatewayProcess:
         self.url = self._child.stdout.readline().strip()
         self._pending = 0
         self.bursts: list[tuple[int, float]] = []
+
+    def connect(self, **options: Any) -> ocnb.Fleet:
+        """A fleet on this gateway, named `bench` (its device pairing ends with the child)."""
+        return ocnb.connect(
+            self.url, self.token, name="bench", device_tokens=MemoryDeviceTokens(), **options
+        )
 
     def flood(self, count: int, rate: float | None = None, *, wait: bool = True) -> None:
         """Ask for `count` events (at `rate` events/s); `bursts` holds the send times."""

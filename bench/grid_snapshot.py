@@ -34,7 +34,12 @@ def median_ms(action: Callable[[], Any], rounds: int) -> float:
 
 def measure(agents: int, rounds: int) -> dict[str, float]:
     gateway = DemoGateway(agents=agents, sessions=agents * 10, run_rate=0, churn=False)
-    with gateway, ocnb.connect(gateway.url, gateway.token, timeout=120) as fleet:
+    with (
+        gateway,
+        ocnb.connect(
+            gateway.url, gateway.token, timeout=120, device_tokens=ocnb.MemoryDeviceTokens()
+        ) as fleet,
+    ):
         grid = fleet.grid()
 
         def refresh() -> None:

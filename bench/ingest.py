@@ -70,7 +70,9 @@ def client_dispatch(gateway: GatewayProcess, events: int) -> float:
         if seen == events:
             done.set()
 
-    with ocnb.GatewayClient(gateway.url, gateway.token) as client:
+    with ocnb.GatewayClient(
+        gateway.url, gateway.token, device_tokens=ocnb.MemoryDeviceTokens()
+    ) as client:
         client.wait_until_live(60)
         client.on_any(count)
         started = time.perf_counter()
@@ -81,7 +83,7 @@ def client_dispatch(gateway: GatewayProcess, events: int) -> float:
 
 def full_fleet(gateway: GatewayProcess, events: int) -> float:
     """Seconds until `events` events are ingested and queryable from the user's thread."""
-    with ocnb.connect(gateway.url, gateway.token, name="bench") as fleet:
+    with gateway.connect() as fleet:
         fleet.store.flush()
         before = _count(fleet)
         started = time.perf_counter()

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from _process import GatewayProcess
 
-import ocnb
 from ocnb.widgets import FleetGrid
 
 RESULTS = Path(__file__).parent / "results"
@@ -55,7 +54,7 @@ def main() -> None:
     count = int(args.rate * args.seconds)
     with (
         GatewayProcess(secrets.token_urlsafe(16)) as gateway,
-        ocnb.connect(gateway.url, gateway.token, name="bench") as fleet,
+        gateway.connect() as fleet,
     ):
         grid_seen: list[tuple[float, int]] = []
         refresh = FleetGrid.refresh

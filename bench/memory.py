@@ -47,7 +47,7 @@ def timed(fn: Any) -> float:
 
 def fill(gateway: GatewayProcess, store: str | None, events: int) -> dict[str, Any]:
     """Flood `events` into a fresh fleet; RSS and the analysis helpers' times on it."""
-    with ocnb.connect(gateway.url, gateway.token, name="bench", store=store) as fleet:
+    with gateway.connect(store=store) as fleet:
         target = count(fleet) + events
         gateway.flood(events, wait=False)
         fleet.wait_until(lambda f: count(f) >= target, timeout=3600)
@@ -68,7 +68,7 @@ def soak(gateway: GatewayProcess, seconds: float, rate: float) -> dict[str, Any]
     the whole soak and over its second half (by then DuckDB holds all it may: what still grows
     is not the log's cache)."""
     samples: list[tuple[float, float]] = []
-    with ocnb.connect(gateway.url, gateway.token, name="bench") as fleet:
+    with gateway.connect() as fleet:
         started = time.monotonic()
         gateway.flood(int(seconds * rate), rate, wait=False)
         while time.monotonic() - started < seconds:

@@ -21,7 +21,6 @@ import orjson
 from _process import GatewayProcess
 from websockets.asyncio.client import ClientConnection, connect
 
-import ocnb
 from ocnb.feed import PAGE_SIZE, all_time_usage_params
 from ocnb.protocol import Event, connect_params, decode_frame, encode_request, parse_challenge
 
@@ -61,7 +60,7 @@ def bare(gateway: GatewayProcess) -> float:
 
 def full(gateway: GatewayProcess) -> float:
     started = time.perf_counter()
-    with ocnb.connect(gateway.url, gateway.token, name="bench", timeout=600) as fleet:
+    with gateway.connect(timeout=600) as fleet:
         seconds = time.perf_counter() - started
         assert len(fleet.sessions()) >= gateway.sessions
     return seconds

@@ -3,7 +3,7 @@
 import logging
 
 from ocnb import demo
-from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore
+from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore, MemoryDeviceTokens
 from ocnb.client import Backoff, ClientStats, GatewayClient
 from ocnb.errors import (
     AuthError,
@@ -42,6 +42,7 @@ __all__ = [
     "GatewayClient",
     "GatewayUnavailable",
     "InvalidRequest",
+    "MemoryDeviceTokens",
     "OcnbError",
     "PairingRequired",
     "ProtocolError",

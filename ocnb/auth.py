@@ -220,12 +220,12 @@ class DeviceTokenStore:
         if isinstance(old, dict) and old.get("token") == token.reveal():
             return  # same token: keep the (possibly wider) scopes it was issued with
         entries[key] = {"token": token.reveal(), "scopes": list(scopes)}
-        write_private_file(self.path, json.dumps(entries, indent=2, sort_keys=True))
+        self._write(entries)
 
     def forget(self, url: str, device_id: str, role: str) -> None:
         entries = self._read()
         if entries.pop(self._key(url, device_id, role), None) is not None:
-            write_private_file(self.path, json.dumps(entries, indent=2, sort_keys=True))
+            self._write(entries)
 
     @staticmethod
     def _key(url: str, device_id: str, role: str) -> str:
@@ -239,3 +239,23 @@ class DeviceTokenStore:
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read device tokens from {self.path}: {exc}") from None
         return data if isinstance(data, dict) else {}
+
+    def _write(self, entries: dict[str, Any]) -> None:
+        write_private_file(self.path, json.dumps(entries, indent=2, sort_keys=True))
+
+
+class MemoryDeviceTokens(DeviceTokenStore):
+    """Device tokens kept by this process only, for gateways that end with it (the embedded
+    demo's): nothing of theirs is left in the device-token file."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return "MemoryDeviceTokens()"
+
+    def _read(self) -> dict[str, Any]:
+        return dict(self._entries)
+
+    def _write(self, entries: dict[str, Any]) -> None:
+        self._entries = entries

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ocnb.alerts import Alert, AlertBook, Firing, Rule
-from ocnb.auth import resolve_url
+from ocnb.auth import MemoryDeviceTokens, resolve_url
 from ocnb.client import GatewayClient
 from ocnb.demo import DemoGateway
 from ocnb.feed import POLLING, GatewayFeed
@@ -463,7 +463,9 @@ def demo(
     fleet = Fleet(store)
     fleet._owned.append(gateway)
     try:
-        fleet.add_gateway(gateway.url, gateway.token, name="demo")
+        fleet.add_gateway(
+            gateway.url, gateway.token, name="demo", device_tokens=MemoryDeviceTokens()
+        )  # the gateway's pairing ends with it
         if wait:
             fleet.wait_until_live()
     except BaseException:

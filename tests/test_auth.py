@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore, gateway_key, resolve_url
+from ocnb.auth import (
+    Credentials,
+    DeviceIdentity,
+    DeviceTokenStore,
+    MemoryDeviceTokens,
+    gateway_key,
+    resolve_url,
+)
 from ocnb.secret import Secret
 
 
@@ -98,6 +105,16 @@ def test_the_same_token_keeps_its_original_scopes(private_environment: Path) -> 
     store.put("ws://h:1/", "d", "operator", Secret("t"), ("operator.read", "operator.write"))
     store.put("ws://h:1/", "d", "operator", Secret("t"), ("operator.read",))
     assert '"operator.write"' in store.path.read_text()
+
+
+def test_memory_device_tokens_are_filed_alike_and_never_written(private_environment: Path) -> None:
+    store = MemoryDeviceTokens()
+    store.put("ws://127.0.0.1:18789", "dev1", "operator", Secret("t1"), ("operator.read",))
+    assert store.get("ws://127.0.0.1:18789/", "dev1", "operator") == Secret("t1")
+    assert store.get("ws://127.0.0.1:18789/", "dev2", "operator") is None
+    store.forget("ws://127.0.0.1:18789/", "dev1", "operator")
+    assert store.get("ws://127.0.0.1:18789/", "dev1", "operator") is None
+    assert not private_environment.exists() and "t1" not in repr(store)
 
 
 def test_a_corrupt_token_file_is_a_clear_error(private_environment: Path) -> None:

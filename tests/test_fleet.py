@@ -176,6 +176,16 @@ def test_ocnb_demo_is_callable_and_a_module() -> None:
         assert len(fleet.agents()) == 2
 
 
+def test_the_demo_leaves_no_device_token_behind(private_environment: Path) -> None:
+    """Its gateway, and the pairing it grants, end with the fleet: filing the token would only
+    grow the device-token file by one dead entry per run."""
+    with ocnb.demo(seed=9, agents=2, sessions=3, run_rate=0) as fleet:
+        hello = fleet.clients["demo"].hello
+        assert hello is not None and hello.device_token is not None  # paired as a device
+    assert (private_environment / "device-key.pem").exists()
+    assert not (private_environment / "device-tokens.json").exists()
+
+
 @pytest.fixture(scope="module")
 def demo_fleet() -> Any:
     with ocnb.demo(seed=1, speed=10, run_rate=0.3) as fleet:
