@@ -307,6 +307,8 @@ class Fleet:
 
     def wait_until(self, predicate: Callable[[Fleet], Any], timeout: float = 30.0) -> Fleet:
         """Block until `predicate(fleet)` is true, re-checking after each store change."""
+        if self.store.in_snapshot:
+            raise RuntimeError("wait_until inside fleet.snapshot() would never see a change")
         deadline = time.monotonic() + timeout
         while True:
             with self._changed:

@@ -601,12 +601,17 @@ class FleetStore:
                 self._cursors.append(cursor)
         return cursor
 
+    @property
+    def in_snapshot(self) -> bool:
+        """Whether this thread is inside `snapshot()` (its reads do not move)."""
+        return bool(getattr(self._local, "snapshot", False))
+
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
         """Reads from this thread inside the block all see the store at one moment (one read
         transaction on this thread's cursor; the writer goes on meanwhile). Keep it short:
         DuckDB holds on to what changes after it until the block ends."""
-        if getattr(self._local, "snapshot", False):
+        if self.in_snapshot:
             yield  # already inside one
             return
         cursor = self.cursor()

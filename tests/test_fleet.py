@@ -205,6 +205,13 @@ def test_a_firehose_into_a_slow_writer_stays_bounded_and_loses_nothing() -> None
         assert fleet.status == "live" and fleet.clients["demo"].stats.seq_gaps == 0
 
 
+def test_waiting_inside_a_snapshot_is_refused_at_once(demo_fleet: Fleet) -> None:
+    """Reads there never move: the wait could only run into its timeout."""
+    with demo_fleet.snapshot(), pytest.raises(RuntimeError, match="snapshot"):
+        demo_fleet.wait_until(lambda f: False, timeout=60)
+    assert demo_fleet.wait_until(lambda f: len(f.agents()) > 0, timeout=10) is demo_fleet
+
+
 def test_a_store_that_cannot_write_shows_in_the_fleet_status_and_logs_once(
     demo_fleet: Fleet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
