@@ -382,7 +382,7 @@ class FleetStore:
         elif self._failing_with is not None:
             log.warning("ocnb store: written again after %d failed attempts", self._failed_attempts)
             self._failing_with, self._failed_attempts = None, 0
-        self.stats.pending = unwritten  # kept, and retried
+        self.stats.pending = unwritten  # none once all is written; else kept, and retried
         done = len(batch) - len(unwritten)
         if done:  # parts written before a failure are committed: readers may see them now
             self._committed(done)
