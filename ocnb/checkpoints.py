@@ -17,8 +17,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ocnb.ingest import Append, Op, Rebase, Sweep, Upsert
-
 EVERY = 10_000  # logged inputs between checkpoints: fleet_at replays at most this many
 
 SCHEMA = """
@@ -69,21 +67,21 @@ class Checkpoints:
         self.changed: dict[str, set[tuple[Any, ...]]] = {table: set() for table in self.keys}
         self.whole: set[tuple[str, str]] = set()  # (table, gateway): every row may have changed
 
-    def note(self, ops: Iterable[Op]) -> None:
-        """What a batch changes (noted again if it is retried: that does no harm)."""
-        for op in ops:
-            if isinstance(op, Append):
-                if op.table == "usage":
-                    self.changed["usage"].add((op.row["gateway"], op.row["message_id"]))
-                else:
-                    self._logged(op.row)
-            elif isinstance(op, Upsert):
-                if op.table in self.changed:
-                    self.changed[op.table].add(tuple(op.row[k] for k in self.keys[op.table]))
-            elif isinstance(op, Sweep):
-                self.whole.add((op.table, op.gateway))
-            elif isinstance(op, Rebase):
-                self.whole.add(("sessions", op.gateway))
+    def note(
+        self,
+        logged: Iterable[dict[str, Any]],
+        changed: Mapping[str, Iterable[tuple[Any, ...]]],
+        whole: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """What a batch changes: the log rows it appends, the keys it writes per table, the
+        (table, gateway) pairs whose every row it may change (a sweep, a rebase). Noted again
+        if the batch is retried: that does no harm."""
+        for row in logged:
+            self._logged(row)
+        for table, keys in changed.items():
+            if table in self.changed:
+                self.changed[table].update(keys)
+        self.whole.update(whole)
 
     def note_rows(self, table: str, keys: Iterable[tuple[Any, ...]]) -> None:
         """Rows of `table` the store changed by itself, beyond what the ops say."""

@@ -433,9 +433,6 @@ class FleetStore:
         is written (and rebased) before what came after."""
         con = self._writer_cursor
         taking = None
-        if self.checkpoints is not None:
-            self.checkpoints.note(ops)
-            taking = self.checkpoints if self.checkpoints.due() else None
         con.execute("BEGIN")
         try:
             segment: list[Op] = []
@@ -447,10 +444,13 @@ class FleetStore:
                         "UPDATE sessions SET version = 0 WHERE gateway = ? AND version < ?",
                         [op.gateway, op.before],
                     )
+                    if self.checkpoints is not None:
+                        self.checkpoints.note((), {}, [("sessions", op.gateway)])
                 else:
                     segment.append(op)
             self._apply_segment(con, segment)
-            if taking is not None:
+            if self.checkpoints is not None and self.checkpoints.due():
+                taking = self.checkpoints
                 taking.take(con)
             con.execute("COMMIT")
         except BaseException:
@@ -484,12 +484,18 @@ class FleetStore:
                     presence[op.gateway] = op
             elif isinstance(op, Sweep):
                 sweeps.append(op)
+        if appends["usage"]:  # a message is counted once, however often it is seen
+            upserts["usage"] = {(r["gateway"], r["message_id"]): r for r in appends["usage"]}
+        if self.checkpoints is not None:
+            self.checkpoints.note(
+                itertools.chain(*(appends[log_table] for log_table in LOGS)),
+                {table: rows_by_key.keys() for table, rows_by_key in upserts.items()},
+                [(sweep.table, sweep.gateway) for sweep in sweeps],
+            )
         for log_table in LOGS:
             if appends[log_table]:
                 self._write(con, log_table, appends[log_table])
         held = self._held_rows(con)
-        if appends["usage"]:  # a message is counted once, however often it is seen
-            upserts["usage"] = {(r["gateway"], r["message_id"]): r for r in appends["usage"]}
         for table, rows_by_key in upserts.items():
             if rows_by_key:  # new keys are inserted, held ones updated (cheaper than ON CONFLICT)
                 new, known, unknown = held.split(table, rows_by_key)
