@@ -9,7 +9,6 @@ past store by SQL alone.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -108,14 +107,9 @@ class Checkpoints:
                 continue
             changed = self.changed[table]
             if changed:
-                frame = pa.table(list(zip(*changed, strict=True)), names=list(keys))
-                con.register("changed_keys", frame)
-                try:
-                    join = f" SEMI JOIN changed_keys USING ({', '.join(keys)})"
-                    self._copy(con, table, checkpoint, join)
-                finally:
-                    with contextlib.suppress(duckdb.Error):
-                        con.unregister("changed_keys")
+                changed_keys = pa.table(list(zip(*changed, strict=True)), names=list(keys))
+                join = f" SEMI JOIN changed_keys USING ({', '.join(keys)})"
+                self._copy(con, table, checkpoint, join, changed_keys)
             gateways = sorted(g for t, g in self.whole if t == table)
             if gateways:
                 where = " WHERE gateway IN (SELECT unnest($gateways))"
@@ -142,9 +136,15 @@ class Checkpoints:
 
     @staticmethod
     def _copy(
-        con: duckdb.DuckDBPyConnection, table: str, checkpoint: int, rest: str, **params: Any
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        checkpoint: int,
+        rest: str,
+        changed_keys: pa.Table | None = None,
+        **params: Any,
     ) -> None:
-        """Copy the table's rows (those `rest` - a join or a filter - keeps) as `checkpoint`."""
+        """Copy the table's rows (those `rest` - a join or a filter - keeps) as `checkpoint`.
+        `rest` may join `changed_keys` (DuckDB reads it from this frame's locals)."""
         con.execute(
             f"INSERT INTO checkpoints.{table} SELECT $c, {table}.* FROM main.{table}{rest}",  # noqa: S608
             {"c": checkpoint, **params},

@@ -275,6 +275,7 @@ class FleetStore:
         self._full_sessions_sql = _parsed(
             describe, _update("sessions", names["sessions"], full=True)
         )
+        self._idle_sessions_runs_sql = _parsed(describe, IDLE_SESSIONS_RUNS)
         describe.close()
         self._held: HeldRows | None = None  # read on the writer's first batch
         self._local = threading.local()
@@ -530,7 +531,7 @@ class FleetStore:
                 "version": pa.array(idle.values(), pa.int64()),
             }
         )
-        self._closed_runs(con.execute(IDLE_SESSIONS_RUNS).fetchall())
+        self._closed_runs(con.execute(self._idle_sessions_runs_sql).fetchall())
 
     def _closed_runs(self, keys: list[tuple[str, str]]) -> None:
         """Runs the store closed by itself (not from an op): the next checkpoint copies them."""
