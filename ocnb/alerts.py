@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ocnb.errors import describe
 from ocnb.ingest import Upsert
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class AlertBook:
         try:
             now_matching = alert.matches(self.fleet)
         except Exception as exc:
-            alert.last_error = f"{type(exc).__name__}: {exc}"
+            alert.last_error = describe(exc)
             log.warning("alert %r could not be checked: %s", alert.name, alert.last_error)
             return
         alert.checks += 1

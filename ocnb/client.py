@@ -36,6 +36,7 @@ from ocnb.errors import (
     RateLimited,
     RequestTimeout,
     RpcError,
+    describe,
 )
 from ocnb.protocol import CloseCode, Event, Hello, Response
 from ocnb.secret import Secret
@@ -728,7 +729,7 @@ class GatewayClient:
         )
 
     def _describe(self, exc: BaseException) -> str:
-        return self.credentials.redact(f"{type(exc).__name__}: {exc}")
+        return self.credentials.redact(describe(exc))
 
     def _log_failure(self, exc: BaseException) -> None:
         """A warning for each new reason a connection fails; its repeats (a gateway down for an

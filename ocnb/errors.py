@@ -141,3 +141,8 @@ class ProtocolError(OcnbError):
 
 class ClientClosed(OcnbError):
     """The client was closed; it makes no more requests."""
+
+
+def describe(exc: BaseException) -> str:
+    """An error in one line, as the `last_error` of a background part shows it: type and text."""
+    return f"{type(exc).__name__}: {exc}"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ocnb.protocol import Event, Hello
+from ocnb.protocol import INT64_MAX, Event, Hello
 
 TERMINAL_STATUSES = frozenset({"done", "failed", "killed", "interrupted", "timeout"})
 
@@ -84,11 +84,10 @@ def agent_id_of(session_key: Any) -> str | None:
     return None
 
 
-INT64 = 2**63 - 1
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last moment DuckDB can hold
 
 
-def _int(value: Any, limit: int = INT64) -> int | None:
+def _int(value: Any, limit: int = INT64_MAX) -> int | None:
     """A whole number within ±`limit` (a BIGINT column's range by default), else None."""
     if type(value) is float and math.isfinite(value):
         value = int(value)

@@ -29,6 +29,7 @@ from ocnb.errors import (
     OcnbError,
     ProtocolError,
     RateLimited,
+    describe,
 )
 from ocnb.protocol import Event
 
@@ -244,7 +245,7 @@ class HttpPoller:
                 stop.wait(delay)
                 continue
             except Exception as exc:  # a bug must show, not kill the thread silently
-                self.last_error = ProtocolError(f"{type(exc).__name__}: {exc}")
+                self.last_error = ProtocolError(describe(exc))
                 log.exception("%s: poll round failed", self.base)
                 stop.wait(self.interval)
                 continue

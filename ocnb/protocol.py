@@ -34,7 +34,7 @@ CLIENT_MODE = "cli"
 ROLE = "operator"
 DEFAULT_SCOPES: tuple[str, ...] = ("operator.read",)
 DEFAULT_TICK_INTERVAL_MS = 30_000
-MAX_SEQ = 2**63 - 1  # the store logs `seq` as a BIGINT
+INT64_MAX = 2**63 - 1  # a BIGINT's largest value: the store logs `seq` and counts as BIGINT
 
 
 class CloseCode(IntEnum):
@@ -117,7 +117,7 @@ def decode_frame(data: str | bytes) -> Frame:
 
 def _decode_event(frame: dict[str, Any]) -> Event:
     seq = frame.get("seq")
-    if seq is not None and (type(seq) is not int or not 0 <= seq <= MAX_SEQ):
+    if seq is not None and (type(seq) is not int or not 0 <= seq <= INT64_MAX):
         raise ProtocolError(f"event seq must be an integer 0 to 2**63-1, got {_excerpt(repr(seq))}")
     state_version = frame.get("stateVersion")
     return Event(

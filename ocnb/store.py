@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ocnb import checkpoints
+from ocnb.errors import describe
 from ocnb.held import HeldRows
 from ocnb.ingest import TERMINAL_STATUSES, Append, Op, Rebase, ReplacePresence, Sweep, Upsert
 
@@ -379,7 +380,7 @@ class FleetStore:
         batch = self.stats.pending + ops
         unwritten, exc = self._apply_around_bad_data(batch)
         if exc is not None:  # a full disk or a bug must not kill the writer
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = describe(exc)[:500]
             if error != self._failing_with:  # logged once per streak, not once per retry
                 log.error("ocnb store: %d operations not written", len(unwritten), exc_info=exc)
             self._failing_with = error
@@ -430,7 +431,7 @@ class FleetStore:
 
     def _drop(self, op: Op, exc: Exception) -> None:
         table = getattr(op, "table", None) or type(op).__name__
-        error = f"dropped one {table} operation: {type(exc).__name__}: {exc}"[:500]
+        error = f"dropped one {table} operation: {describe(exc)}"[:500]
         log.error("ocnb store: %s", error)
         self.stats.dropped += 1
         self.stats.last_error = error

@@ -13,6 +13,8 @@ import time
 import weakref
 from typing import Protocol
 
+from ocnb.errors import describe
+
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +63,6 @@ class Refresher:
                 try:
                     self.sends += int(widget.refresh())
                 except Exception as exc:  # a broken widget must not stop the others
-                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    self.last_error = describe(exc)
                     log.exception("ocnb widget refresh failed")
             self._stopped.wait(max(0.0, self.interval - (time.monotonic() - started)))
