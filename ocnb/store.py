@@ -256,28 +256,25 @@ class FleetStore:
         self._start()
 
     def _start(self) -> None:
-        """Reading cursors and the writer thread, on `self._con`."""
-        describe = self._new_cursor()
+        """Reading cursors, the writer's statements (parsed once) and the writer thread, on
+        `self._con`."""
+        cursor = self._new_cursor()
         self._schemas = {
             table: pa.schema(
                 [
                     (name, ARROW_TYPES[kind])
-                    for name, kind, *_ in describe.execute(f"DESCRIBE {table}").fetchall()
+                    for name, kind, *_ in cursor.execute(f"DESCRIBE {table}").fetchall()
                 ]
             )
             for table in (*KEYS, *LOGS, "presence")
         }
         names = {table: schema.names for table, schema in self._schemas.items()}
-        self._insert_sql = {t: _parsed(describe, _insert(t, names[t])) for t in names}
-        self._update_sql = {
-            t: _parsed(describe, _update(t, names[t])) for t in KEYS if t != "usage"
-        }
-        self._upsert_sql = {t: _parsed(describe, _upsert(t, names[t])) for t in KEYS}
-        self._full_sessions_sql = _parsed(
-            describe, _update("sessions", names["sessions"], full=True)
-        )
-        self._idle_sessions_runs_sql = _parsed(describe, IDLE_SESSIONS_RUNS)
-        describe.close()
+        self._insert_sql = {t: _parsed(cursor, _insert(t, names[t])) for t in names}
+        self._update_sql = {t: _parsed(cursor, _update(t, names[t])) for t in KEYS if t != "usage"}
+        self._upsert_sql = {t: _parsed(cursor, _upsert(t, names[t])) for t in KEYS}
+        self._full_sessions_sql = _parsed(cursor, _update("sessions", names["sessions"], full=True))
+        self._idle_sessions_runs_sql = _parsed(cursor, IDLE_SESSIONS_RUNS)
+        cursor.close()
         self._held: HeldRows | None = None  # read on the writer's first batch
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
