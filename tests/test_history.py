@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from ocnb import Fleet, FleetStore, checkpoints
 from ocnb.analysis import fleet_at
 from ocnb.demo import DemoGateway
 from ocnb.history import as_utc
+from ocnb.ingest import Ingestor
 
 
 def snapshot(fleet: Fleet) -> dict[str, pd.DataFrame]:
@@ -134,6 +136,31 @@ def test_checkpoints_of_a_reopened_file_store_cover_what_came_before(tmp_path: P
             with fleet_at(fleet, cut) as past:
                 assert_same(snapshot(past), snapshot(fleet))
             assert checkpoints_before(fleet, cut) > before > 0
+
+
+def test_a_checkpoint_after_a_resync_holds_the_sessions_as_rebased() -> None:
+    """A gateway back from a restart may report a session older than it last did: the re-sync
+    rebases every session row of the gateway, and a checkpoint taken after it holds them so."""
+    ingestor, store = Ingestor("gw"), FleetStore(checkpoint_every=2)
+    start = int(time.time() * 1000) - 60_000
+
+    def ingest(kind: str, payload: dict[str, Any], received_at: int) -> None:
+        store.submit(ingestor.synced(kind, payload, received_at=received_at))
+        store.flush()
+
+    def page(updated_at: int) -> dict[str, Any]:
+        return {"sessions": [{"key": "agent:a:s1", "sessionId": "x", "updatedAt": updated_at}]}
+
+    with Fleet(store) as fleet:
+        ingest("sessions.list", page(start), start)
+        ingest("status", {"status": "live"}, start + 1)  # the first checkpoint
+        ingest("sessions.resync", {}, start + 2)
+        ingest("status", {"status": "live"}, start + 3)  # the second, after the rebase
+        ingest("sessions.list", page(start - 1_000), start + 4)
+        assert checkpoints_before(fleet, start + 3) == 2
+        assert fleet.sessions()["updated_at"].tolist() == [as_utc(start - 1_000)]
+        with fleet_at(fleet, start + 5) as past:
+            assert_same(snapshot(past), snapshot(fleet))
 
 
 def checkpoints_before(fleet: Fleet, ms: float) -> int:
