@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,28 +139,49 @@ def test_checkpoints_of_a_reopened_file_store_cover_what_came_before(tmp_path: P
             assert checkpoints_before(fleet, cut) > before > 0
 
 
-def test_a_checkpoint_after_a_resync_holds_the_sessions_as_rebased() -> None:
-    """A gateway back from a restart may report a session older than it last did: the re-sync
-    rebases every session row of the gateway, and a checkpoint taken after it holds them so."""
-    ingestor, store = Ingestor("gw"), FleetStore(checkpoint_every=2)
-    start = int(time.time() * 1000) - 60_000
+def sync_input(store: FleetStore) -> Callable[[str, dict[str, Any], int], None]:
+    """`ingest(kind, payload, received_at)`: one sync input of gateway `gw`, written at once."""
+    ingestor = Ingestor("gw")
 
     def ingest(kind: str, payload: dict[str, Any], received_at: int) -> None:
         store.submit(ingestor.synced(kind, payload, received_at=received_at))
         store.flush()
 
-    def page(updated_at: int) -> dict[str, Any]:
-        return {"sessions": [{"key": "agent:a:s1", "sessionId": "x", "updatedAt": updated_at}]}
+    return ingest
 
+
+def page(updated_at: int, *keys: str) -> dict[str, Any]:
+    return {"sessions": [{"key": key, "sessionId": key, "updatedAt": updated_at} for key in keys]}
+
+
+def test_a_checkpoint_after_a_resync_holds_the_sessions_as_rebased() -> None:
+    """A gateway back from a restart may report a session older than it last did: the re-sync
+    rebases every session row of the gateway, and a checkpoint taken after it holds them so."""
+    store = FleetStore(checkpoint_every=2)
+    ingest, start = sync_input(store), int(time.time() * 1000) - 60_000
     with Fleet(store) as fleet:
-        ingest("sessions.list", page(start), start)
+        ingest("sessions.list", page(start, "agent:a:s1"), start)
         ingest("status", {"status": "live"}, start + 1)  # the first checkpoint
         ingest("sessions.resync", {}, start + 2)
         ingest("status", {"status": "live"}, start + 3)  # the second, after the rebase
-        ingest("sessions.list", page(start - 1_000), start + 4)
+        ingest("sessions.list", page(start - 1_000, "agent:a:s1"), start + 4)
         assert checkpoints_before(fleet, start + 3) == 2
         assert fleet.sessions()["updated_at"].tolist() == [as_utc(start - 1_000)]
         with fleet_at(fleet, start + 5) as past:
+            assert_same(snapshot(past), snapshot(fleet))
+
+
+def test_a_checkpoint_after_a_sweep_holds_the_sessions_it_removed() -> None:
+    store = FleetStore(checkpoint_every=2)
+    ingest, start = sync_input(store), int(time.time() * 1000) - 60_000
+    with Fleet(store) as fleet:
+        ingest("sessions.list", page(start, "agent:a:s1", "agent:a:s2"), start)
+        ingest("status", {"status": "live"}, start + 1)  # the first checkpoint
+        ingest("sessions.swept", {"keep": ["agent:a:s1"]}, start + 2)
+        ingest("status", {"status": "live"}, start + 3)  # the second, after the sweep
+        assert checkpoints_before(fleet, start + 3) == 2
+        assert fleet.sessions()["session_key"].tolist() == ["agent:a:s1"]
+        with fleet_at(fleet, start + 4) as past:
             assert_same(snapshot(past), snapshot(fleet))
 
 
