@@ -73,10 +73,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with GatewayProcess(secrets.token_urlsafe(16), args.sessions, args.agents) as gateway:
-        timings = {
-            "bare page fetch": [bare(gateway) for _ in range(args.rounds)],
-            "ocnb connect to live": [full(gateway) for _ in range(args.rounds)],
-        }
+        timings: dict[str, list[float]] = {"bare page fetch": [], "ocnb connect to live": []}
+        for _ in range(args.rounds):  # interleaved: the machine's speed drifts (BENCHMARKS.md)
+            timings["bare page fetch"].append(bare(gateway))
+            timings["ocnb connect to live"].append(full(gateway))
     medians = {name: statistics.median(values) for name, values in timings.items()}
     base = medians["bare page fetch"]
     print(f"{args.sessions:,} sessions, {args.agents} agents   median s   ratio")
