@@ -405,8 +405,12 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
     """Wait for one gateway to be live; show its sync's progress when it is a large one."""
     bar = None
     try:
-        while feed.status not in READY:
-            if feed.status in ("failed", "closed"):
+        while True:
+            seen = feed.client.status  # read before the check: a change after it ends the wait
+            status = feed.status
+            if status in READY:
+                break
+            if status in ("failed", "closed"):
                 if feed.last_error is not None:
                     raise feed.last_error
                 feed.client.wait_until_live(0)  # raises the client's error
@@ -420,9 +424,9 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
             if remaining <= 0:
                 raise TimeoutError(
                     f"{feed.name} not live after {timeout:g} s "
-                    f"(status {feed.status}, last error: {feed.last_error!r})"
+                    f"(status {status}, last error: {feed.last_error!r})"
                 )
-            feed.client.wait_for_change(feed.client.status, min(0.1, remaining))
+            feed.client.wait_for_change(seen, min(0.1, remaining))
         if bar is not None and feed.total_sessions is not None:  # live: the sync is complete
             bar.update(feed.total_sessions - bar.n)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from targets import Target
 import ocnb
 from ocnb import Fleet
 from ocnb.demo import DemoGateway
+from ocnb.fleet import _wait_for_feed
 from ocnb.ingest import Append
 
 
@@ -240,3 +242,35 @@ def test_repr_and_html_show_operations_the_store_dropped() -> None:
         assert "1 operation dropped" in fleet._repr_html_()
     finally:
         fleet.close()
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.status, self.blocking_waits = "syncing", 0
+
+    def wait_for_change(self, seen: str, timeout: float) -> str:
+        if self.status == seen:  # a real client would sleep `timeout` here
+            self.blocking_waits += 1
+        return self.status
+
+
+class _FeedTurningLive:
+    """A feed whose sync ends right after its status is first checked."""
+
+    name, total_sessions, synced_sessions, last_error = "gw", None, 0, None
+
+    def __init__(self) -> None:
+        self.client, self.checked = _Client(), False
+
+    @property
+    def status(self) -> str:
+        status = self.client.status
+        if not self.checked:
+            self.checked, self.client.status = True, "live"
+        return status
+
+
+def test_waiting_for_live_wakes_at_once_when_the_sync_ends_right_after_the_check() -> None:
+    feed = _FeedTurningLive()
+    _wait_for_feed(feed, time.monotonic() + 5, 5, progress=False)  # type: ignore[arg-type]
+    assert feed.client.blocking_waits == 0
