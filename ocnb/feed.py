@@ -111,22 +111,19 @@ class GatewayFeed:
 
     async def sync(self, client: GatewayClient) -> None:
         """Read the whole fleet: roster, every session page, usage; sweep what vanished.
-        The usage answer is fetched meanwhile and ingested last."""
+        The usage is asked for first and ingested when it comes (between two pages)."""
         hello = client.hello
         assert hello is not None
         with self._ingesting:
             self._submit(self.ingestor.hello(hello, client.url, _now_ms()))
-        usage = asyncio.ensure_future(self._fetch_usage())
+        usage = asyncio.ensure_future(self._sync_usage())
         try:
             await self._refresh_roster()
             await self._sync_sessions()
-            payload = await usage
+            await usage
         finally:
             usage.cancel()
             await asyncio.gather(usage, return_exceptions=True)
-        if payload is not None:
-            as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
-            self._log("sessions.usage", payload, as_of=as_of)  # checked by the ingestor
         self.syncs += 1
 
     async def _sync_sessions(self) -> None:
@@ -134,14 +131,14 @@ class GatewayFeed:
         self.synced_sessions, self.total_sessions = 0, None
         keys: set[str] = set()
         started: int | None = None
-        request: asyncio.Future[tuple[int, Any]] | None = self._page_request(0)
+        request: asyncio.Future[tuple[int, Any]] | None = await self._page_request(0)
         try:
             while request is not None:
                 offset, page = await request
                 next_offset = page.get("nextOffset") if self.ingestor.protocol >= 4 else None
                 request = None
                 if isinstance(next_offset, int) and next_offset > offset:
-                    request = self._page_request(next_offset)
+                    request = await self._page_request(next_offset)
                 if started is None:  # the first page: what it shows supersedes all held before
                     started = page.get("ts") if isinstance(page.get("ts"), int) else _now_ms()
                     self._log("sessions.resync", {}, as_of=started)
@@ -157,8 +154,8 @@ class GatewayFeed:
         assert started is not None
         self._log("sessions.swept", {"keep": sorted(keys)}, as_of=started)
 
-    def _page_request(self, offset: int) -> asyncio.Future[tuple[int, Any]]:
-        """The page at `offset`, asked for now: (offset, page)."""
+    async def _page_request(self, offset: int) -> asyncio.Future[tuple[int, Any]]:
+        """The page at `offset`, asked for now (sent before this returns): (offset, page)."""
         if self.ingestor.protocol >= 4:
             params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
         else:  # v3 has no offset: one large page
@@ -167,18 +164,22 @@ class GatewayFeed:
         async def fetch() -> tuple[int, Any]:
             return offset, await self.client.acall("sessions.list", params)
 
-        return asyncio.ensure_future(fetch())
+        request = asyncio.ensure_future(fetch())
+        await asyncio.sleep(0)  # its first step sends it: the gateway works while we ingest
+        return request
 
-    async def _fetch_usage(self) -> Any:
-        """Lifetime spend per session (None if the gateway has none). The answer is timed by the
+    async def _sync_usage(self) -> None:
+        """Lifetime spend per session, if the gateway has it. The answer is timed by the
         gateway's `updatedAt` (it may come from its usage cache); live messages after that time
         add to it."""
         params = all_time_usage_params(self.ingestor.protocol)
         try:
-            return await self.client.acall("sessions.usage", params, timeout=60)
+            payload = await self.client.acall("sessions.usage", params, timeout=60)
         except OcnbError as exc:  # optional: totals then start from what is seen live
             log.warning("%s: no sessions.usage (%s); totals count from now on", self.name, exc)
-            return None
+            return
+        as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
+        self._log("sessions.usage", payload, as_of=as_of)  # checked by the ingestor
 
     async def _refresh_roster(self) -> None:
         as_of = _now_ms()

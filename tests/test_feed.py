@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,28 @@ def test_events_buffered_when_the_feed_closes_are_kept(feed: GatewayFeed) -> Non
     feed.close()  # its "closed" status is logged after the buffered event
     store.flush()
     assert store.df("SELECT count(*) AS n FROM events")["n"][0] == 1
+
+
+def test_the_next_page_is_asked_for_before_this_one_is_ingested(
+    feed: GatewayFeed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+
+    async def acall(method: str, params: dict[str, Any], timeout: float | None = None) -> Any:
+        offset = params["offset"]
+        order.append(f"ask {offset}")
+        await asyncio.sleep(0)  # the gateway answers later
+        rows = [{"key": f"agent:main:s{offset}", "updatedAt": 1}]
+        return {"sessions": rows, "nextOffset": offset + 1 if offset < 2 else None, "ts": 1}
+
+    ingest = feed._log
+
+    def log(kind: str, payload: Any, as_of: Any = None) -> list[Op]:
+        if kind == "sessions.list":
+            order.append(f"ingest {payload['sessions'][0]['key'][-1]}")
+        return ingest(kind, payload, as_of)
+
+    monkeypatch.setattr(feed.client, "acall", acall)
+    monkeypatch.setattr(feed, "_log", log)
+    asyncio.run(feed._sync_sessions())
+    assert order == ["ask 0", "ask 1", "ingest 0", "ask 2", "ingest 1", "ingest 2"]
