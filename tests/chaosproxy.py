@@ -7,53 +7,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import threading
 from collections import Counter
 
-CHUNK = 65536
+from loopbackproxy import CHUNK, LoopbackProxy, pipe
 
 
-class ChaosProxy:
+class ChaosProxy(LoopbackProxy):
     def __init__(self, upstream_port: int, seed: int = 0, stall_seconds: float = 3.0) -> None:
-        self.upstream_port = upstream_port
+        super().__init__(upstream_port, "chaos-proxy")
         self.stall_seconds = stall_seconds
         self.rng = random.Random(seed)
         self.chaos = True
         self.faults: Counter[str] = Counter()
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="chaos-proxy", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/"
 
     def calm(self) -> None:
         self.chaos = False
-
-    def __enter__(self) -> ChaosProxy:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
-        tasks = asyncio.all_tasks(self._loop)
-        for task in tasks:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        self._loop.run_until_complete(server.wait_closed())
-        self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -62,7 +30,7 @@ class ChaosProxy:
             writer.close()
             return
         # the client's requests pass untouched; the gateway's frames meet the chaos
-        await asyncio.gather(_pipe(reader, up_writer), self._unruly(up_reader, writer, up_writer))
+        await asyncio.gather(pipe(reader, up_writer), self._unruly(up_reader, writer, up_writer))
 
     async def _unruly(
         self,
@@ -103,12 +71,3 @@ class ChaosProxy:
         if roll < 0.040:
             return "delay"
         return None
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        writer.close()
