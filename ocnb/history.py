@@ -20,7 +20,8 @@ import pandas as pd
 from ocnb import checkpoints
 from ocnb.ingest import Ingestor, Op
 from ocnb.protocol import Event
-from ocnb.store import STATE_KEYS, PastStore
+from ocnb.schema import STATE_KEYS
+from ocnb.store import PastStore
 
 if TYPE_CHECKING:
     from ocnb.fleet import Fleet

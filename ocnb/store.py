@@ -28,7 +28,21 @@ import pyarrow as pa
 from ocnb import checkpoints
 from ocnb.errors import describe
 from ocnb.held import HeldRows
-from ocnb.ingest import TERMINAL_STATUSES, Append, Op, Rebase, ReplacePresence, Sweep, Upsert
+from ocnb.ingest import Append, Op, Rebase, ReplacePresence, Sweep, Upsert
+from ocnb.schema import (
+    IDLE_SESSIONS_RUNS,
+    INTERRUPTED_RUNS,
+    KEYS,
+    LOG_SCHEMA,
+    LOGS,
+    STATE_KEYS,
+    STATE_SCHEMA,
+    VIEWS,
+    insert_sql,
+    merged,
+    update_sql,
+    upsert_sql,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,154 +52,6 @@ MAX_QUEUED = 20_000  # operations (rows) waiting for the writer: about 20-40 MB
 MEMORY_LIMIT = "192MB"  # DuckDB's buffer pool; an event log larger than this spills to disk
 IN_MEMORY_CHECKPOINT = "1000TB"  # checkpoint_threshold for in-memory stores: never
 
-STATE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gateways (
-    gateway VARCHAR PRIMARY KEY, url VARCHAR, protocol INTEGER, server_version VARCHAR,
-    status VARCHAR, connected_at TIMESTAMPTZ, last_error VARCHAR, presence_version BIGINT
-);
-CREATE TABLE IF NOT EXISTS agents (
-    gateway VARCHAR, agent_id VARCHAR, name VARCHAR, emoji VARCHAR, model VARCHAR,
-    workspace VARCHAR, is_default BOOLEAN, removed BOOLEAN, version BIGINT,
-    PRIMARY KEY (gateway, agent_id)
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    gateway VARCHAR, session_key VARCHAR, session_id VARCHAR, agent_id VARCHAR, kind VARCHAR,
-    label VARCHAR, display_name VARCHAR, status VARCHAR, has_active_run BOOLEAN,
-    active_run_id VARCHAR, last_run_id VARCHAR, last_run_error VARCHAR,
-    aborted_last_run BOOLEAN, model_provider VARCHAR, model VARCHAR, context_tokens BIGINT,
-    input_tokens BIGINT, output_tokens BIGINT, total_tokens BIGINT, estimated_cost_usd DOUBLE,
-    created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, started_at TIMESTAMPTZ,
-    ended_at TIMESTAMPTZ, runtime_ms BIGINT, deleted BOOLEAN, partial BOOLEAN, version BIGINT,
-    PRIMARY KEY (gateway, session_key)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    gateway VARCHAR, run_id VARCHAR, session_key VARCHAR, agent_id VARCHAR,
-    started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, status VARCHAR, model_provider VARCHAR,
-    model VARCHAR, input_tokens BIGINT, output_tokens BIGINT, cost_usd DOUBLE, error VARCHAR,
-    PRIMARY KEY (gateway, run_id)
-);
-CREATE TABLE IF NOT EXISTS usage (
-    gateway VARCHAR, message_id VARCHAR, session_key VARCHAR, agent_id VARCHAR,
-    run_id VARCHAR, ts TIMESTAMPTZ, provider VARCHAR, model VARCHAR, input_tokens BIGINT,
-    output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT,
-    total_tokens BIGINT, cost_usd DOUBLE, PRIMARY KEY (gateway, message_id)
-);
-CREATE TABLE IF NOT EXISTS session_usage (
-    gateway VARCHAR, session_key VARCHAR, agent_id VARCHAR, input_tokens BIGINT,
-    output_tokens BIGINT, total_tokens BIGINT, cost_usd DOUBLE, as_of TIMESTAMPTZ,
-    PRIMARY KEY (gateway, session_key)
-);
-CREATE TABLE IF NOT EXISTS presence (
-    gateway VARCHAR, instance_id VARCHAR, host VARCHAR, ip VARCHAR, platform VARCHAR,
-    device_family VARCHAR, mode VARCHAR, version VARCHAR, reason VARCHAR, ts TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    alert VARCHAR, subject VARCHAR, fired_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, detail VARCHAR,
-    PRIMARY KEY (alert, subject, fired_at)
-);
-"""
-
-LOG_SCHEMA = """
--- JSON text is kept as VARCHAR: DuckDB's JSON functions read it the same, and inserts skip
--- re-validating what orjson just wrote (3x faster ingest of the log).
-CREATE TABLE IF NOT EXISTS events (
-    gateway VARCHAR, seq BIGINT, received_at TIMESTAMPTZ, event VARCHAR, agent_id VARCHAR,
-    session_key VARCHAR, run_id VARCHAR, payload VARCHAR, state_version VARCHAR, ordinal BIGINT
-);
-CREATE TABLE IF NOT EXISTS sync_log (
-    gateway VARCHAR, ordinal BIGINT, received_at TIMESTAMPTZ, as_of BIGINT, kind VARCHAR,
-    payload VARCHAR
-);
-"""
-
-VIEWS = """
-CREATE OR REPLACE VIEW spend AS
-    SELECT gateway, session_key, agent_id, total_tokens, cost_usd, as_of AS ts, true AS baseline
-    FROM session_usage
-    UNION ALL
-    SELECT u.gateway, u.session_key, u.agent_id, u.total_tokens, u.cost_usd, u.ts, false
-    FROM usage u LEFT JOIN session_usage b USING (gateway, session_key)
-    WHERE b.as_of IS NULL OR u.ts > b.as_of;
-CREATE OR REPLACE VIEW agent_cards AS
-WITH live AS (SELECT * FROM sessions WHERE NOT deleted),
-working AS (
-    SELECT gateway, agent_id, arg_max(session_key, updated_at) AS current_session,
-           arg_max_null(active_run_id, updated_at) AS current_run, count(*) AS active_sessions
-    FROM live WHERE has_active_run GROUP BY ALL
-),
-last_run AS (
-    -- arg_max_null: a later run without an error clears the error (arg_max skips nulls)
-    SELECT gateway, agent_id, arg_max_null(status, ended_at) AS last_run_status,
-           arg_max_null(last_run_error, ended_at) AS last_run_error
-    FROM live WHERE ended_at IS NOT NULL GROUP BY ALL
-),
-counts AS (
-    SELECT gateway, agent_id, count(*) AS sessions, max(updated_at) AS last_activity
-    FROM live GROUP BY ALL
-),
-totals AS (
-    SELECT gateway, agent_id, sum(total_tokens)::BIGINT AS tokens_total,
-           sum(cost_usd) AS cost_total,
-           (sum(total_tokens) FILTER (WHERE NOT baseline AND ts >= current_date))::BIGINT
-               AS tokens_today,
-           sum(cost_usd) FILTER (WHERE NOT baseline AND ts >= current_date) AS cost_today
-    FROM spend GROUP BY ALL
-)
-SELECT a.gateway, a.agent_id, a.name, a.emoji, a.model,
-       CASE WHEN a.removed
-                 OR coalesce(g.status, 'live') NOT IN ('live', 'syncing', 'polling (HTTP)')
-            THEN 'offline'
-            WHEN w.active_sessions > 0 THEN 'working'
-            WHEN r.last_run_status = 'failed' THEN 'error'
-            ELSE 'idle' END AS status,
-       w.current_session, w.current_run, r.last_run_status, r.last_run_error,
-       c.last_activity, coalesce(c.sessions, 0) AS sessions,
-       coalesce(t.tokens_today, 0) AS tokens_today, coalesce(t.cost_today, 0) AS cost_today,
-       coalesce(t.tokens_total, 0) AS tokens_total, coalesce(t.cost_total, 0) AS cost_total
-FROM agents a
-LEFT JOIN gateways g USING (gateway)
-LEFT JOIN working w USING (gateway, agent_id)
-LEFT JOIN last_run r USING (gateway, agent_id)
-LEFT JOIN counts c USING (gateway, agent_id)
-LEFT JOIN totals t USING (gateway, agent_id)
-WHERE NOT a.removed;
-"""
-
-# After a full sync: a run still `running` here that began before the sync, on a session the
-# gateway shows with no run (or another one), or gone, ended unseen (e.g. a gateway restart).
-INTERRUPTED_RUNS = """
-UPDATE runs SET status = 'interrupted'
-WHERE gateway = $1 AND status = 'running' AND epoch_ms(started_at) < $2
-  AND EXISTS (
-      SELECT 1 FROM sessions s
-      WHERE s.gateway = runs.gateway AND s.session_key = runs.session_key
-        AND (s.deleted OR NOT coalesce(s.has_active_run, true)
-             OR (s.active_run_id IS NOT NULL AND s.active_run_id <> runs.run_id))
-  )
-RETURNING gateway, run_id
-"""
-
-# A session that shows no active run as of `version` has no run going that began before then:
-# one still `running` here ended unseen (its end, if it comes later, still wins).
-IDLE_SESSIONS_RUNS = """
-UPDATE runs SET status = 'interrupted'
-FROM idle_sessions i
-WHERE runs.gateway = i.gateway AND runs.session_key = i.session_key
-  AND runs.status = 'running' AND epoch_ms(runs.started_at) < i.version
-RETURNING runs.gateway, runs.run_id
-"""
-
-# Table -> key columns, and the columns that hold ms timestamps from the gateway.
-STATE_KEYS = {
-    "gateways": ("gateway",),
-    "agents": ("gateway", "agent_id"),
-    "sessions": ("gateway", "session_key"),
-    "runs": ("gateway", "run_id"),
-    "usage": ("gateway", "message_id"),
-    "session_usage": ("gateway", "session_key"),
-}
-KEYS = {**STATE_KEYS, "alerts": ("alert", "subject", "fired_at")}
-LOGS = ("events", "sync_log")  # append-only, no key
 ARROW_TYPES = {
     "VARCHAR": pa.string(),
     "BIGINT": pa.int64(),
@@ -194,7 +60,6 @@ ARROW_TYPES = {
     "BOOLEAN": pa.bool_(),
     "TIMESTAMP WITH TIME ZONE": pa.timestamp("ms", tz="UTC"),  # gateways send epoch ms
 }
-_RANK = {status: 1 for status in TERMINAL_STATUSES}
 # What a batch can fail with because of a value in it (then the operation at fault is dropped),
 # as opposed to the store's own trouble (a full disk: then the batch is kept and retried).
 BAD_DATA = (
@@ -269,10 +134,14 @@ class FleetStore:
             for table in (*KEYS, *LOGS, "presence")
         }
         names = {table: schema.names for table, schema in self._schemas.items()}
-        self._insert_sql = {t: _parsed(cursor, _insert(t, names[t])) for t in names}
-        self._update_sql = {t: _parsed(cursor, _update(t, names[t])) for t in KEYS if t != "usage"}
-        self._upsert_sql = {t: _parsed(cursor, _upsert(t, names[t])) for t in KEYS}
-        self._full_sessions_sql = _parsed(cursor, _update("sessions", names["sessions"], full=True))
+        self._insert_sql = {t: _parsed(cursor, insert_sql(t, names[t])) for t in names}
+        self._update_sql = {
+            t: _parsed(cursor, update_sql(t, names[t])) for t in KEYS if t != "usage"
+        }
+        self._upsert_sql = {t: _parsed(cursor, upsert_sql(t, names[t])) for t in KEYS}
+        self._full_sessions_sql = _parsed(
+            cursor, update_sql("sessions", names["sessions"], full=True)
+        )
         self._idle_sessions_runs_sql = _parsed(cursor, IDLE_SESSIONS_RUNS)
         cursor.close()
         self._held: HeldRows | None = None  # read on the writer's first batch
@@ -479,7 +348,7 @@ class FleetStore:
             elif isinstance(op, Upsert):
                 key = tuple(op.row[k] for k in KEYS[op.table])
                 old = upserts[op.table].get(key)
-                upserts[op.table][key] = op.row if old is None else _merge(op.table, old, op.row)
+                upserts[op.table][key] = op.row if old is None else merged(op.table, old, op.row)
                 if op.table == "sessions" and op.row.get("has_active_run") is False:
                     idle_key = (op.row["gateway"], op.row["session_key"])
                     idle[idle_key] = max(op.row["version"], idle.get(idle_key, 0))
@@ -727,87 +596,7 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def _merge(table: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Two upserts of one key within a batch, combined the way the SQL upsert would."""
-    if table == "sessions":
-        if new["version"] < old["version"]:
-            return old
-        if not new.get("partial"):
-            return new
-        return {**old, **{k: v for k, v in new.items() if v is not None}}
-    merged = {**old, **{k: v for k, v in new.items() if v is not None}}
-    if table == "runs" and _RANK.get(old.get("status") or "", 0) > _RANK.get(
-        new.get("status") or "", 0
-    ):
-        merged["status"] = old["status"]
-    return merged
-
-
-def _merge_sql(
-    table: str, columns: list[str], new: str, *, full: bool = False
-) -> tuple[list[str], str]:
-    """How rows named `new` merge into held rows: the SET list and the condition (newest
-    version wins; partial rows only fill in; `full`: session rows known to be complete)."""
-    values = [c for c in columns if c not in KEYS[table]]
-    if table == "usage":  # a message is counted once
-        return [], "false"
-    if table == "sessions":
-        # A delete names the session generation it removes: never delete a replacement.
-        guard = (
-            f"{new}.version >= sessions.version AND (NOT {new}.deleted "
-            f"OR {new}.session_id IS NULL OR sessions.session_id IS NULL "
-            f"OR {new}.session_id = sessions.session_id)"
-        )
-        if full:
-            return [f"{c} = {new}.{c}" for c in values], guard
-        sets = [
-            f"{c} = CASE WHEN {new}.partial THEN coalesce({new}.{c}, sessions.{c}) "
-            f"ELSE {new}.{c} END"
-            for c in values
-            if c not in ("partial", "version", "deleted")
-        ]
-        sets += [
-            f"deleted = {new}.deleted",
-            f"partial = {new}.partial AND sessions.partial",
-            f"version = {new}.version",
-        ]
-        return sets, guard
-    if table in ("agents", "session_usage"):
-        order = "version" if table == "agents" else "as_of"
-        return [f"{c} = {new}.{c}" for c in values], f"{new}.{order} >= {table}.{order}"
-    sets = [f"{c} = coalesce({new}.{c}, {table}.{c})" for c in values if c != "status"]
-    if "status" in values:
-        terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATUSES))
-        sets.append(
-            f"status = CASE WHEN {table}.status IN ({terminal}) AND {new}.status = 'running' "
-            f"THEN {table}.status ELSE coalesce({new}.status, {table}.status) END"
-        )
-    return sets, "true"
-
-
 def _parsed(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
     """`sql` parsed once (parsing is ~15 % of a small batch's UPDATE)."""
     (statement,) = con.extract_statements(sql)
     return statement
-
-
-def _insert(table: str, columns: list[str]) -> str:
-    """The INSERT of the rows of `batch`."""
-    names = ", ".join(columns)
-    return f"INSERT INTO {table} ({names}) SELECT {names} FROM batch"  # noqa: S608 - our own names
-
-
-def _update(table: str, columns: list[str], *, full: bool = False) -> str:
-    """The UPDATE that merges the rows of `batch` into the rows held under their keys."""
-    sets, guard = _merge_sql(table, columns, "batch", full=full)
-    match = " AND ".join(f"{table}.{k} = batch.{k}" for k in KEYS[table])
-    return f"UPDATE {table} SET {', '.join(sets)} FROM batch WHERE {match} AND {guard}"  # noqa: S608 - our own names
-
-
-def _upsert(table: str, columns: list[str]) -> str:
-    """The INSERT that adds the rows of `batch` or merges them into held ones (for a table too
-    large for the writer to know its keys)."""
-    sets, guard = _merge_sql(table, columns, "excluded")
-    names = ", ".join(columns)
-    action = f"UPDATE SET {', '.join(sets)} WHERE {guard}" if sets else "NOTHING"
-    return f"INSERT INTO {table} ({names}) SELECT {names} FROM batch ON CONFLICT DO {action}"  # noqa: S608 - our own names
