@@ -4,6 +4,8 @@ Measured in the same run, on the same flood:
   baseline  a bare `websockets` client that receives each frame and parses it (orjson, the
             parser ocnb uses)
   client    ocnb's GatewayClient dispatching every event to a handler (no store)
+  unwritten ocnb's client, feed and ingestor making every event's store operations, which a
+            store that writes nothing drops (what the writer adds is the rest of the gap)
   fleet     full ocnb: every event ingested and queryable in DuckDB (`fleet.sql`)
 The three run in turn, `--rounds` times: each round's ratios are measured at that moment's
 machine speed (which drifts by up to 1.5x within an hour on a shared machine); the table shows
@@ -21,6 +23,7 @@ import secrets
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -28,6 +31,7 @@ from _process import GatewayProcess
 from websockets.asyncio.client import connect
 
 import ocnb
+from ocnb.ingest import Append, Op
 from ocnb.protocol import Event, connect_params, decode_frame, encode_request, parse_challenge
 
 RESULTS = Path(__file__).parent / "results"
@@ -92,6 +96,33 @@ def full_fleet(gateway: GatewayProcess, events: int) -> float:
         return time.perf_counter() - started
 
 
+class UnwrittenStore(ocnb.FleetStore):
+    """A store that drops what it is given, counting the events among it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events = 0
+        self.counted = threading.Condition()
+
+    def submit(self, ops: Sequence[Op]) -> None:
+        logged = sum(1 for op in ops if isinstance(op, Append) and op.table == "events")
+        with self.counted:
+            self.events += logged
+            self.counted.notify_all()
+
+
+def unwritten(gateway: GatewayProcess, events: int) -> float:
+    """Seconds until ocnb has made the store operations of `events` events (none written)."""
+    store = UnwrittenStore()
+    with gateway.connect(store=store):
+        before = store.events
+        started = time.perf_counter()
+        gateway.flood(events, wait=False)
+        with store.counted:
+            assert store.counted.wait_for(lambda: store.events >= before + events, timeout=600)
+        return time.perf_counter() - started
+
+
 def _count(fleet: ocnb.Fleet) -> int:
     return int(fleet.sql("SELECT count(*) AS n FROM events")["n"].iloc[0])
 
@@ -99,6 +130,7 @@ def _count(fleet: ocnb.Fleet) -> int:
 MEASURES = {
     "baseline: websockets + orjson": baseline,
     "ocnb client dispatch": client_dispatch,
+    "ocnb feed, operations not written": unwritten,
     "ocnb fleet, queryable in DuckDB": full_fleet,
 }
 
