@@ -7,7 +7,7 @@ Measured in the same run, on the same flood:
   unwritten ocnb's client, feed and ingestor making every event's store operations, which a
             store that writes nothing drops (what the writer adds is the rest of the gap)
   fleet     full ocnb: every event ingested and queryable in DuckDB (`fleet.sql`)
-The three run in turn, `--rounds` times: each round's ratios are measured at that moment's
+They run in turn, `--rounds` times: each round's ratios are measured at that moment's
 machine speed (which drifts by up to 1.5x within an hour on a shared machine); the table shows
 the medians. Prints a table and writes bench/results/ingest.json.
 
