@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from loopbackproxy import LoopbackProxy, pipe
+from loopbackproxy import LoopbackProxy
+
+from ocnb.demo.http import pipe
 
 REFUSAL = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 

@@ -9,7 +9,9 @@ import contextlib
 import random
 from collections import Counter
 
-from loopbackproxy import CHUNK, LoopbackProxy, pipe
+from loopbackproxy import LoopbackProxy
+
+from ocnb.demo.http import READ_LIMIT, pipe
 
 
 class ChaosProxy(LoopbackProxy):
@@ -40,7 +42,7 @@ class ChaosProxy(LoopbackProxy):
     ) -> None:
         """Gateway → client, with a fault now and then (about one per two seconds of data)."""
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while data := await reader.read(CHUNK):
+            while data := await reader.read(READ_LIMIT):
                 fault = self._fault() if self.chaos else None
                 if fault is not None:
                     self.faults[fault] += 1

@@ -1,14 +1,11 @@
 """A loopback TCP proxy in front of a gateway, served by its own thread and event loop;
-subclasses say what happens to each connection (`_handle`)."""
+subclasses say what happens to each connection (`_handle`), copying with the demo's `pipe`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from typing import Self
-
-CHUNK = 65536
 
 
 class LoopbackProxy:
@@ -48,13 +45,3 @@ class LoopbackProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
-
-
-async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy `reader` to `writer` until either side closes, then close `writer`."""
-    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        writer.close()

@@ -56,7 +56,7 @@ class HttpFront:
             writer.close()
             return
         up_writer.write(head)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     async def _serve_http(
         self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -152,7 +152,8 @@ def _failure(kind: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"type": kind, "message": message}}
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy `reader` to `writer` until either side closes, then close `writer`."""
     with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
         while data := await reader.read(READ_LIMIT):
             writer.write(data)
