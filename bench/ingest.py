@@ -7,6 +7,9 @@ Measured in the same run, on the same flood:
   unwritten ocnb's client, feed and ingestor making every event's store operations, which a
             store that writes nothing drops (what the writer adds is the rest of the gap)
   fleet     full ocnb: every event ingested and queryable in DuckDB (`fleet.sql`)
+  ceiling   the bare client writing each event's log row (as ocnb's `events` table holds it)
+            to DuckDB from a writer thread, in chunks, and nothing else: no state tables, no
+            dispatch, no sync. What a pure-Python design can do at best with the same stream
 They run in turn, `--rounds` times: each round's ratios are measured at that moment's
 machine speed (which drifts by up to 1.5x within an hour on a shared machine); the table shows
 the medians. Prints a table and writes bench/results/ingest.json.
@@ -18,41 +21,54 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import queue
 import secrets
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import orjson
+import pyarrow as pa
 from _process import GatewayProcess
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 import ocnb
 from ocnb.ingest import Append, Op
 from ocnb.protocol import Event, connect_params, decode_frame, encode_request, parse_challenge
+from ocnb.schema import LOG_SCHEMA, insert_sql
 
 RESULTS = Path(__file__).parent / "results"
+
+
+@contextlib.asynccontextmanager
+async def bare_client(gateway: GatewayProcess) -> AsyncIterator[ClientConnection]:
+    """A bare websockets connection, past the handshake and subscribed to sessions."""
+    async with connect(gateway.url, max_size=None, compression=None) as ws:
+        challenge = decode_frame(await ws.recv())  # connect.challenge
+        assert isinstance(challenge, Event)
+        params = connect_params(
+            auth={"token": gateway.token},
+            challenge=parse_challenge(challenge),
+            client_version="bench",
+        )
+        await ws.send(encode_request("c1", "connect", params))
+        orjson.loads(await ws.recv())  # hello-ok
+        await ws.send(encode_request("s1", "sessions.subscribe", {}))
+        orjson.loads(await ws.recv())
+        yield ws
 
 
 def baseline(gateway: GatewayProcess, events: int) -> float:
     """Seconds for a bare client to receive and parse `events` event frames."""
 
     async def run() -> float:
-        async with connect(gateway.url, max_size=None, compression=None) as ws:
-            challenge = decode_frame(await ws.recv())  # connect.challenge
-            assert isinstance(challenge, Event)
-            params = connect_params(
-                auth={"token": gateway.token},
-                challenge=parse_challenge(challenge),
-                client_version="bench",
-            )
-            await ws.send(encode_request("c1", "connect", params))
-            orjson.loads(await ws.recv())  # hello-ok
-            await ws.send(encode_request("s1", "sessions.subscribe", {}))
-            orjson.loads(await ws.recv())
+        async with bare_client(gateway) as ws:
             started, seen = time.perf_counter(), 0
             gateway.flood(events, wait=False)
             while seen < events:
@@ -61,6 +77,107 @@ def baseline(gateway: GatewayProcess, events: int) -> float:
             return time.perf_counter() - started
 
     return asyncio.run(run())
+
+
+LOG_COLUMNS = pa.schema(
+    [
+        ("gateway", pa.string()),
+        ("seq", pa.int64()),
+        ("received_at", pa.timestamp("ms", tz="UTC")),  # epoch ms, as ocnb's writer has them
+        ("event", pa.string()),
+        ("agent_id", pa.string()),
+        ("session_key", pa.string()),
+        ("run_id", pa.string()),
+        ("payload", pa.string()),
+        ("state_version", pa.string()),
+        ("ordinal", pa.int64()),
+    ]
+)
+CEILING_CHUNK = 2_000  # events per hand-over from the receiving loop to the writer
+
+
+def ceiling(gateway: GatewayProcess, events: int) -> float:
+    """Seconds until the leanest pure-Python pipeline has made `events` events queryable:
+    receive, parse, one log row per event (the payload re-serialised, as ocnb stores it),
+    handed in chunks to a writer thread that inserts them as Arrow into DuckDB."""
+    con = duckdb.connect(config={"memory_limit": ocnb.store.MEMORY_LIMIT})
+    con.execute(LOG_SCHEMA)
+    insert = insert_sql("events", LOG_COLUMNS.names)
+    chunks: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue()
+    written = threading.Condition()
+    count = 0
+
+    def write() -> None:
+        """Insert all the chunks queued meanwhile as one Arrow table, until the `None`."""
+        nonlocal count
+        cursor = con.cursor()
+        while True:
+            queued = [chunks.get()]
+            while not chunks.empty():
+                queued.append(chunks.get())
+            rows = [row for chunk in queued if chunk is not None for row in chunk]
+            if rows:
+                columns = zip(*rows, strict=True)
+                batch = pa.Table.from_arrays(  # noqa: F841 - read by the statement
+                    [
+                        pa.array(values, field.type)
+                        for values, field in zip(columns, LOG_COLUMNS, strict=True)
+                    ],
+                    schema=LOG_COLUMNS,
+                )
+                cursor.execute(insert)
+                with written:
+                    count += len(rows)
+                    written.notify_all()
+            if None in queued:
+                return
+
+    def all_written() -> bool:
+        with written:
+            return written.wait_for(lambda: count >= events, 600)
+
+    async def run() -> float:
+        async with bare_client(gateway) as ws:
+            started, ordinal = time.perf_counter(), 0
+            gateway.flood(events, wait=False)
+            rows: list[tuple[Any, ...]] = []
+            while ordinal < events:
+                frame = orjson.loads(await ws.recv())
+                if frame.get("type") != "event":
+                    continue
+                ordinal += 1
+                payload = frame.get("payload")
+                data = payload if isinstance(payload, dict) else {}
+                rows.append(
+                    (
+                        "bench",
+                        frame.get("seq"),
+                        int(time.time() * 1000),
+                        frame.get("event"),
+                        data.get("agentId"),
+                        data.get("sessionKey"),
+                        data.get("runId"),
+                        orjson.dumps(payload).decode(),
+                        None,
+                        ordinal,
+                    )
+                )
+                if ordinal % CEILING_CHUNK == 0 or ordinal == events:
+                    chunks.put(rows)
+                    rows = []
+            assert await asyncio.to_thread(all_written), f"only {count} of {events} written"
+            (queryable,) = con.cursor().execute("SELECT count(*) FROM events").fetchone() or (0,)
+            assert queryable == events, f"{queryable} of {events} events queryable"
+            return time.perf_counter() - started
+
+    writer = threading.Thread(target=write, name="ceiling-writer")
+    writer.start()
+    try:
+        return asyncio.run(run())
+    finally:
+        chunks.put(None)
+        writer.join()
+        con.close()
 
 
 def client_dispatch(gateway: GatewayProcess, events: int) -> float:
@@ -132,6 +249,7 @@ MEASURES = {
     "ocnb client dispatch": client_dispatch,
     "ocnb feed, operations not written": unwritten,
     "ocnb fleet, queryable in DuckDB": full_fleet,
+    "ceiling: bare client writing the log": ceiling,
 }
 
 
