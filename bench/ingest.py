@@ -42,6 +42,7 @@ import ocnb
 from ocnb.ingest import Append, Op
 from ocnb.protocol import Event, connect_params, decode_frame, encode_request, parse_challenge
 from ocnb.schema import LOG_SCHEMA, insert_sql
+from ocnb.store import MEMORY_LIMIT, arrow_schema
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -79,20 +80,6 @@ def baseline(gateway: GatewayProcess, events: int) -> float:
     return asyncio.run(run())
 
 
-LOG_COLUMNS = pa.schema(
-    [
-        ("gateway", pa.string()),
-        ("seq", pa.int64()),
-        ("received_at", pa.timestamp("ms", tz="UTC")),  # epoch ms, as ocnb's writer has them
-        ("event", pa.string()),
-        ("agent_id", pa.string()),
-        ("session_key", pa.string()),
-        ("run_id", pa.string()),
-        ("payload", pa.string()),
-        ("state_version", pa.string()),
-        ("ordinal", pa.int64()),
-    ]
-)
 CEILING_CHUNK = 2_000  # events per hand-over from the receiving loop to the writer
 
 
@@ -100,9 +87,10 @@ def ceiling(gateway: GatewayProcess, events: int) -> float:
     """Seconds until the leanest pure-Python pipeline has made `events` events queryable:
     receive, parse, one log row per event (the payload re-serialised, as ocnb stores it),
     handed in chunks to a writer thread that inserts them as Arrow into DuckDB."""
-    con = duckdb.connect(config={"memory_limit": ocnb.store.MEMORY_LIMIT})
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
     con.execute(LOG_SCHEMA)
-    insert = insert_sql("events", LOG_COLUMNS.names)
+    columns = arrow_schema(con, "events")  # as ocnb's writer types the log's rows
+    insert = insert_sql("events", columns.names)
     chunks: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue()
     written = threading.Condition()
     count = 0
@@ -117,13 +105,13 @@ def ceiling(gateway: GatewayProcess, events: int) -> float:
                 queued.append(chunks.get())
             rows = [row for chunk in queued if chunk is not None for row in chunk]
             if rows:
-                columns = zip(*rows, strict=True)
+                values = zip(*rows, strict=True)
                 batch = pa.Table.from_arrays(  # noqa: F841 - read by the statement
                     [
-                        pa.array(values, field.type)
-                        for values, field in zip(columns, LOG_COLUMNS, strict=True)
+                        pa.array(column, field.type)
+                        for column, field in zip(values, columns, strict=True)
                     ],
-                    schema=LOG_COLUMNS,
+                    schema=columns,
                 )
                 cursor.execute(insert)
                 with written:
