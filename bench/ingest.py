@@ -136,11 +136,12 @@ def ceiling(gateway: GatewayProcess, events: int) -> float:
                 ordinal += 1
                 payload = frame.get("payload")
                 data = payload if isinstance(payload, dict) else {}
+                received_at = int(time.time() * 1000)
                 rows.append(
                     (
                         "bench",
                         frame.get("seq"),
-                        int(time.time() * 1000),
+                        received_at,
                         frame.get("event"),
                         data.get("agentId"),
                         data.get("sessionKey"),
@@ -148,6 +149,7 @@ def ceiling(gateway: GatewayProcess, events: int) -> float:
                         orjson.dumps(payload).decode(),
                         None,
                         ordinal,
+                        min(data.get("ts") or received_at, received_at),
                     )
                 )
                 if ordinal % CEILING_CHUNK == 0 or ordinal == events:

@@ -45,17 +45,17 @@ def runs(fleet: Fleet, agent: str | None = None, since: Any = None) -> pd.DataFr
         "input_tokens, output_tokens, cost_usd, error FROM runs "
         "WHERE ($agent IS NULL OR agent_id = $agent) AND ($since IS NULL OR started_at >= $since) "
         "ORDER BY started_at NULLS LAST, run_id",
-        agent=agent,
+        agent=fleet.known_agent(agent),
         since=_timestamp(since),
     )
 
 
 def activity(fleet: Fleet, every: str = "5min", by: str = "agent") -> pd.DataFrame:
-    """Events per time bucket and per agent (or event kind, or gateway)."""
+    """Events per time bucket (of when each happened) and per agent (or event kind, gateway)."""
     column = _group(by, EVENT_GROUPS)
     return fleet.sql(
-        f"SELECT time_bucket(to_microseconds($width), received_at) AS bucket, {column} AS {by}, "  # noqa: S608 - a fixed column
-        "count(*) AS events FROM events WHERE received_at IS NOT NULL "
+        f"SELECT time_bucket(to_microseconds($width), occurred_at) AS bucket, {column} AS {by}, "  # noqa: S608 - a fixed column
+        "count(*) AS events FROM events WHERE occurred_at IS NOT NULL "
         f"AND ($by_agent = false OR {column} IS NOT NULL) "
         "GROUP BY ALL ORDER BY bucket, 2",
         width=_bucket_us(every),
@@ -103,11 +103,11 @@ def errors(fleet: Fleet) -> pd.DataFrame:
 def session_timeline(fleet: Fleet, key: str) -> pd.DataFrame:
     """Everything that happened to one session, in order: event, phase or state, run."""
     return fleet.sql(
-        "SELECT received_at, seq, event, run_id, "
+        "SELECT occurred_at, received_at, seq, event, run_id, "
         "coalesce(json_extract_string(payload, '$.phase'), "
         "json_extract_string(payload, '$.data.phase'), json_extract_string(payload, '$.state'), "
         "json_extract_string(payload, '$.reason'), json_extract_string(payload, '$.stream')) "
-        "AS what FROM events WHERE session_key = $key ORDER BY received_at, seq",
+        "AS what FROM events WHERE session_key = $key ORDER BY occurred_at, ordinal",
         key=key,
     )
 

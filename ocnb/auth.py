@@ -40,10 +40,18 @@ def _secret(value: str | Secret | None) -> Secret | None:
 def resolve_url(url: str | None = None, env: Mapping[str, str] = os.environ) -> str:
     """The gateway URL: the argument, else `OPENCLAW_GATEWAY_URL`, else `GATEWAY_WS_URL`,
     else the local default `ws://127.0.0.1:18789/`."""
-    for candidate in (url, *(env.get(name) for name in URL_VARIABLES)):
-        if candidate:
-            return _check_url(candidate)
-    return DEFAULT_URL
+    return locate_url(url, env)[0]
+
+
+def locate_url(url: str | None = None, env: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """`resolve_url`'s answer and where it came from: `argument`, `$OPENCLAW_GATEWAY_URL`,
+    `$GATEWAY_WS_URL` or `default`."""
+    if url:
+        return _check_url(url), "argument"
+    for name in URL_VARIABLES:
+        if candidate := env.get(name):
+            return _check_url(candidate), f"${name}"
+    return DEFAULT_URL, "default"
 
 
 def _check_url(url: str) -> str:
@@ -70,6 +78,7 @@ class Credentials:
     url: str
     token: Secret | None = None
     password: Secret | None = None
+    url_source: str = "argument"  # or `$OPENCLAW_GATEWAY_URL`, `$GATEWAY_WS_URL`, `default`
 
     @classmethod
     def resolve(
@@ -80,11 +89,21 @@ class Credentials:
         env: Mapping[str, str] = os.environ,
     ) -> Credentials:
         """Fill what the caller left out from the environment (see the module's variables)."""
+        located, source = locate_url(url, env)
         return cls(
-            url=resolve_url(url, env),
+            url=located,
             token=_secret(token) or _secret(env.get(TOKEN_VARIABLE)),
             password=_secret(password) or _secret(env.get(PASSWORD_VARIABLE)),
+            url_source=source,
         )
+
+    def where(self) -> str:
+        """The URL and where it came from, for messages: `ws://… (from $OPENCLAW_GATEWAY_URL)`."""
+        if self.url_source == "default":
+            return f"{self.url} (the default: {URL_VARIABLES[0]} is not set)"
+        if self.url_source == "argument":
+            return f"{self.url} (the url you passed)"
+        return f"{self.url} (from {self.url_source})"
 
     def connect_auth(self, device_token: Secret | None = None) -> dict[str, str]:
         """The `auth` object of `connect`: the shared token, else a stored device token."""

@@ -72,13 +72,14 @@ def _demo(args: argparse.Namespace) -> int:
         speed=args.speed,
         port=args.port if args.port is not None else 0 if args.report else 18789,
     )
+    seconds = args.report if args.report is not None else args.duration
     with gateway:
         print(
             f"ocnb demo gateway: protocol v{args.protocol}, seed {args.seed}, "
             f"{args.agents} agents, {args.sessions} sessions\n"
             f"  url:   {gateway.url}\n"
             f"  token: in {source}\n"
-            "Ctrl-C stops it.",
+            + ("Ctrl-C stops it." if seconds is None else f"It stops after {seconds:g} s."),
             flush=True,
         )
         if args.report is not None:
@@ -94,7 +95,7 @@ def _watch(url: str | None, token: str | None, duration: float | None, report: b
     report, redraw a fleet table every second); 1 if the fleet was not live throughout."""
     deadline = None if duration is None else time.monotonic() + duration
     redraw = report and sys.stdout.isatty()
-    always_live = True
+    always_live, seen = True, set[str]()
     with connect(url, token, name="gateway") as fleet:
         client = fleet.clients["gateway"]
         print(
@@ -104,12 +105,17 @@ def _watch(url: str | None, token: str | None, duration: float | None, report: b
         )
         while deadline is None or time.monotonic() < deadline:
             time.sleep(1 if report else 2)
+            seen.add(fleet.status)
             always_live = always_live and fleet.status == "live"
             with fleet.snapshot():  # the heading and the table tell of the same moment
                 heading = f"[{fleet.status}] {_summary(fleet)}"
                 body = f"{heading}\n{_table(fleet)}\n" if report else heading
             print(CLEAR_SCREEN + body if redraw else body, flush=True)
-    return 0 if always_live else 1
+    if always_live:
+        print("verdict: the fleet stayed live throughout (exit 0)", flush=True)
+        return 0
+    print(f"verdict: the fleet was not always live ({', '.join(sorted(seen))}; exit 1)", flush=True)
+    return 1
 
 
 def _table(fleet: Fleet) -> str:
@@ -126,7 +132,7 @@ def _summary(fleet: Fleet) -> str:
     )
     return (
         f"agents: {statuses or 'none'} | {row['sessions']} sessions | "
-        f"runs {row['done']} done, {row['failed']} failed, {row['killed']} aborted | "
+        f"runs {row['done']} done, {row['failed']} failed, {row['killed']} killed | "
         f"${row['cost']:.2f} total | {row['events']} events"
     )
 

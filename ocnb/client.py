@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import itertools
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,13 +25,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ocnb import protocol
-from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore
+from ocnb.auth import URL_VARIABLES, Credentials, DeviceIdentity, DeviceTokenStore
 from ocnb.errors import (
     AuthError,
     CertificateError,
     ClientClosed,
     ConnectionLost,
     GatewayUnavailable,
+    GatewayUnreachable,
     OcnbError,
     PairingRequired,
     ProtocolError,
@@ -49,8 +52,12 @@ StatusHandler = Callable[[Status], None]
 SyncHook = Callable[["GatewayClient"], Awaitable[None]]
 T = TypeVar("T")
 
-_MAX_FRAME_BYTES = 64 * 1024 * 1024
+# ocnb's own bound on an inbound frame. A gateway's `policy.maxPayload` (25 MB) bounds what it
+# accepts, not what it sends: a v3 `sessions.list` of 40,000 sessions is ~36 MB.
+MAX_FRAME_BYTES = 256 * 1024 * 1024
 _CLOSE_TIMEOUT = 2.0
+UNREACHABLE_AFTER = 3  # first attempts refused at once before a waiting caller is told (~3 s)
+_NOTHING_THERE = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class ClientStats:
     handler_errors: int = 0
     unknown_responses: int = 0
     attempts: int = 0
+    refusals: int = 0  # attempts refused at once, or to a host name that does not resolve
     connects: int = 0
     reconnects: int = 0
     seq_gaps: int = 0
@@ -143,8 +151,11 @@ class GatewayClient:
         connect_timeout: float = 15.0,
         request_timeout: float = 30.0,
         ssl: SSLContext | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
-        """`ssl`: the TLS context for `wss://` (default: verify against the system's CAs)."""
+        """`ssl`: the TLS context for `wss://` (default: verify against the system's CAs).
+        `max_frame_bytes`: the largest frame taken from the gateway; a larger one closes the
+        connection (1009) and says so in `last_error`."""
         self.credentials = Credentials.resolve(url, token, password)
         if ssl is not None and not self.credentials.url.startswith("wss:"):
             raise ValueError("ssl= applies to wss:// gateways only")
@@ -159,6 +170,7 @@ class GatewayClient:
         self.backoff = backoff or Backoff()
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
+        self.max_frame_bytes = max_frame_bytes
 
         self._handlers: dict[str, tuple[EventHandler, ...]] = {}
         self._any_handlers: tuple[EventHandler, ...] = ()
@@ -170,6 +182,7 @@ class GatewayClient:
         self._status_changed = threading.Condition()
         self.last_error: BaseException | None = None
         self._failure_warned: str | None = None  # the connection failure last warned about
+        self._refused_in_a_row = 0
         self.hello: Hello | None = None
         self.stats = ClientStats()
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
@@ -282,12 +295,15 @@ class GatewayClient:
     def wait_until_live(self, timeout: float = 30.0) -> GatewayClient:
         """Block until the client is live; raise its error if it failed, `TimeoutError` else."""
         deadline = time.monotonic() + timeout
+        refusals = self.stats.refusals
         with self._status_changed:
             while self._status != "live":
                 if self._status == "failed":
                     raise self.last_error or OcnbError("client failed")
                 if self._status == "closed":
                     raise ClientClosed("the client is closed")
+                if (unreachable := self.unreachable(refusals)) is not None:
+                    raise unreachable
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(
@@ -296,6 +312,37 @@ class GatewayClient:
                     )
                 self._status_changed.wait(remaining)
         return self
+
+    def unreachable(self, since: int = 0) -> GatewayUnreachable | None:
+        """Why nothing can be there: the client never connected, its last `UNREACHABLE_AFTER`
+        attempts were refused at once or named no host, and one of them came after `since`
+        (a count of `stats.refusals`: a waiter passes the count when it began). Else None.
+        The client itself keeps retrying: a gateway that starts later is still found."""
+        error = self.last_error
+        reason = _nothing_there(error)
+        if (
+            reason is None
+            or self.stats.connects
+            or self._refused_in_a_row < UNREACHABLE_AFTER
+            or self.stats.refusals <= since
+        ):
+            return None
+        if self.credentials.url_source == "default":
+            hint = (
+                f"start a gateway there, set {URL_VARIABLES[0]}, or pass the URL: "
+                'ocnb.connect("ws://host:18789/", token=...); to try ocnb without one: ocnb.demo()'
+            )
+        elif isinstance(error, socket.gaierror):
+            hint = "check the host name"
+        else:
+            hint = (
+                "is the gateway running and listening there (`openclaw gateway status`)? "
+                "One that is starting opens its port within ~20 s: try again then"
+            )
+        return GatewayUnreachable(
+            f"nothing answers at {self.credentials.where()}: {reason} "
+            f"({self._refused_in_a_row} attempts); {hint}"
+        )
 
     def wait_for_change(self, seen: Status, timeout: float) -> Status:
         """Block until the status is no longer `seen` or `timeout` passes; the status now."""
@@ -434,6 +481,11 @@ class GatewayClient:
                 delay = None
                 for handler in self._failure_handlers:
                     self._guarded(handler, exc)
+            refused = _nothing_there(self.last_error) is not None
+            self._refused_in_a_row = self._refused_in_a_row + 1 if refused else 0
+            self.stats.refusals += int(refused)
+            with self._status_changed:  # a waiter may now see the gateway is unreachable
+                self._status_changed.notify_all()
             if time.monotonic() - started >= self.backoff.healthy_after:
                 attempt = 0
             if self._restart_expected is not None:
@@ -456,7 +508,7 @@ class GatewayClient:
                 self.url,
                 open_timeout=self.connect_timeout,
                 close_timeout=_CLOSE_TIMEOUT,
-                max_size=_MAX_FRAME_BYTES,
+                max_size=self.max_frame_bytes,
                 compression=None,
                 # Liveness is the tick watchdog's job: a websockets keepalive ping would time out
                 # whenever the store holds the reader back for 20 s (its pong waits behind the
@@ -482,6 +534,8 @@ class GatewayClient:
             self._fail_pending(self._lost(ws))
             if ws.close_code == CloseCode.SERVICE_RESTART and self._restart_expected is None:
                 self._restart_expected = self.backoff.initial
+        if _we_refused_a_frame(ws):
+            raise self._lost(ws)  # kept as last_error: the next sync may meet the same frame
 
     async def _handshake(self, ws: ClientConnection) -> Hello:
         async with asyncio.timeout(self.connect_timeout):
@@ -519,6 +573,7 @@ class GatewayClient:
             )
         self.hello = hello
         self.last_error = None
+        self._refused_in_a_row = 0
         self._ws = ws
         self._last_seq = None
         self.stats.last_frame_at = time.time()
@@ -540,9 +595,7 @@ class GatewayClient:
         The reader starts before any request is sent: the sync's answers arrive through it.
         """
         assert self._connected is not None
-        reader = asyncio.create_task(
-            self._read_frames(ws, hello.max_payload or _MAX_FRAME_BYTES), name="ocnb-reader"
-        )
+        reader = asyncio.create_task(self._read_frames(ws), name="ocnb-reader")
         self._connected.set()
         syncer = asyncio.create_task(self._keep_synced(), name="ocnb-sync")
         watchdog = asyncio.create_task(self._watch_ticks(ws, hello.tick_interval_ms / 1000))
@@ -557,22 +610,13 @@ class GatewayClient:
             if not task.cancelled() and (error := task.exception()) is not None:
                 raise error
 
-    async def _read_frames(self, ws: ClientConnection, max_payload: int) -> None:
-        """Route every frame; one over the gateway's own `maxPayload` is hostile and skipped."""
+    async def _read_frames(self, ws: ClientConnection) -> None:
+        """Route every frame (websockets closes the connection on one over `max_frame_bytes`)."""
         stats = self.stats
         with contextlib.suppress(ConnectionClosed):
             async for message in ws:
                 stats.frames += 1
                 stats.last_frame_at = time.time()
-                if len(message) > max_payload:
-                    stats.bad_frames += 1
-                    log.warning(
-                        "%s: ignored a %d-byte frame, over the gateway's maxPayload of %d",
-                        self.url,
-                        len(message),
-                        max_payload,
-                    )
-                    continue
                 try:
                     frame = protocol.decode_frame(message)
                 except ProtocolError as exc:
@@ -722,11 +766,14 @@ class GatewayClient:
     def _lost(self, ws: ClientConnection) -> ConnectionLost:
         code = ws.close_code
         reason = self.credentials.redact(ws.close_reason or "")
-        return ConnectionLost(
-            f"connection to {self.url} lost (close {code}{': ' + reason if reason else ''})",
-            code=code,
-            reason=reason,
-        )
+        message = f"connection to {self.url} lost (close {code}{': ' + reason if reason else ''})"
+        if _we_refused_a_frame(ws):
+            message = (
+                f"{self.url} sent a frame over max_frame_bytes={self.max_frame_bytes:,} "
+                f"(close {CloseCode.MESSAGE_TOO_BIG}); connect with a larger max_frame_bytes= "
+                "to take it"
+            )
+        return ConnectionLost(message, code=code, reason=reason)
 
     def _describe(self, exc: BaseException) -> str:
         return self.credentials.redact(describe(exc))
@@ -750,6 +797,21 @@ def _as_event(frame: protocol.Frame) -> Event:
     if not isinstance(frame, Event):
         raise ProtocolError(f"expected connect.challenge first, got a {type(frame).__name__}")
     return frame
+
+
+def _nothing_there(error: BaseException | None) -> str | None:
+    """What a failed attempt says of the address, if it says nothing listens there."""
+    if isinstance(error, socket.gaierror):
+        return "its host name does not resolve"
+    if isinstance(error, OSError) and error.errno in _NOTHING_THERE:
+        return "the connection is refused"
+    return None
+
+
+def _we_refused_a_frame(ws: ClientConnection) -> bool:
+    """The connection closed because a frame from the gateway was over `max_size`."""
+    sent = ws.protocol.close_sent
+    return sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG
 
 
 def _version() -> str:

@@ -12,9 +12,11 @@ OcnbError
 │   └── InvalidRequest       the gateway refused the request's shape
 ├── RequestTimeout           no answer within the timeout
 ├── ConnectionLost           the socket closed while waiting
+├── GatewayUnreachable       nothing answers at the URL (refused, or no such host)
 ├── CertificateError         a wss:// gateway's certificate did not verify
 ├── ProtocolError            the gateway sent something unparseable
-└── ClientClosed             the client was closed by its user
+├── ClientClosed             the client was closed by its user
+└── InvalidTime              a moment ocnb cannot read, or one before the store's history
 ```
 """
 
@@ -130,6 +132,11 @@ class ConnectionLost(OcnbError, ConnectionError):
         super().__init__(message)
 
 
+class GatewayUnreachable(OcnbError, ConnectionError):
+    """Nothing answers at the gateway's URL: the connection is refused at once, or the host
+    name does not resolve. Raised by a first connect that waits; a client keeps retrying."""
+
+
 class CertificateError(OcnbError):
     """The gateway's TLS certificate did not verify. Pass `ssl=` a context that trusts its CA
     (`ssl.create_default_context(cafile=...)`), or an unverified one to opt out explicitly."""
@@ -141,6 +148,10 @@ class ProtocolError(OcnbError):
 
 class ClientClosed(OcnbError):
     """The client was closed; it makes no more requests."""
+
+
+class InvalidTime(OcnbError, ValueError):
+    """A moment that does not parse, or one before anything the store holds."""
 
 
 def describe(exc: BaseException) -> str:

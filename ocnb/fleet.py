@@ -7,6 +7,7 @@ import html
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from ocnb.alerts import Alert, AlertBook, Firing, Rule
 from ocnb.auth import MemoryDeviceTokens, resolve_url
 from ocnb.client import GatewayClient
 from ocnb.demo import DemoGateway
+from ocnb.errors import describe
 from ocnb.feed import POLLING, GatewayFeed
 from ocnb.history import as_utc
 from ocnb.secret import Secret
@@ -43,6 +45,9 @@ STATUS_ORDER = (
 READY = ("live", POLLING)
 STORE_FAILING = "store failing"
 PROGRESS_THRESHOLD = 1000
+DEMO_HISTORY = "30min"
+PARQUET_ROW_GROUP = 10_000
+STATUS_AFTER = 1.0  # seconds of waiting before the status line shows
 TABLES = (
     "gateways",
     "agents",
@@ -180,7 +185,7 @@ class Fleet:
             "AND ($active IS NULL OR coalesce(has_active_run, false) = $active) "
             "AND ($deleted OR NOT deleted) ORDER BY updated_at DESC, session_key"
         )
-        return self.sql(query, agent=agent, active=active, deleted=deleted)
+        return self.sql(query, agent=self.known_agent(agent), active=active, deleted=deleted)
 
     def runs(self, agent: str | None = None) -> pd.DataFrame:
         """One row per run seen, with its duration, outcome, tokens and cost."""
@@ -188,7 +193,19 @@ class Fleet:
             "SELECT *, epoch_ms(ended_at) - epoch_ms(started_at) AS duration_ms FROM runs "
             "WHERE $agent IS NULL OR agent_id = $agent ORDER BY started_at DESC NULLS LAST"
         )
-        return self.sql(query, agent=agent)
+        return self.sql(query, agent=self.known_agent(agent))
+
+    def known_agent(self, agent: str | None) -> str | None:
+        """`agent` as given; warns (listing the known ids) when the store has never seen it."""
+        if agent is not None:
+            known = self.sql(
+                "SELECT agent_id FROM agents UNION SELECT agent_id FROM sessions "
+                "WHERE agent_id IS NOT NULL ORDER BY 1"
+            )["agent_id"].tolist()
+            if agent not in known:
+                ids = ", ".join(map(str, known)) or "none yet"
+                warnings.warn(f"no agent {agent!r} in this fleet (known: {ids})", stacklevel=3)
+        return agent
 
     def events(
         self, since: Any = None, kinds: Sequence[str] | None = None, limit: int | None = None
@@ -210,7 +227,11 @@ class Fleet:
         files = []
         for table in TABLES:
             path = target / f"{table}.parquet"
-            self.store.cursor().execute(f"COPY {table} TO '{path}' (FORMAT parquet)")
+            # a row group is built in memory: the default 122,880 rows of the event log can be
+            # more than the store's whole memory limit (seen: 70,000 events, 123 MB of payload)
+            self.store.cursor().execute(
+                f"COPY {table} TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE {PARQUET_ROW_GROUP})"
+            )
             files.append(path)
         return files
 
@@ -353,6 +374,8 @@ class Fleet:
             feed.close()
         for gateway in self._owned:
             gateway.stop()
+        with contextlib.suppress(TimeoutError):  # a failing store still closes
+            self.store.flush(5)  # the feeds' last status (closed) reaches the grid
         if self._refresh is not None:
             self._refresh.stop()
         if self._alerts is not None:
@@ -402,8 +425,11 @@ class Fleet:
 
 
 def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress: bool) -> None:
-    """Wait for one gateway to be live; show its sync's progress when it is a large one."""
-    bar = None
+    """Wait for one gateway to be live. With `progress`, a line shows its status once the wait
+    passes a second, and a bar its sync when that is a large one."""
+    status_line = bar = None
+    shown = ""
+    started, refusals = time.monotonic(), feed.client.stats.refusals
     try:
         while True:
             seen = feed.client.status  # read before the check: a change after it ends the wait
@@ -414,6 +440,14 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
                 if feed.last_error is not None:
                     raise feed.last_error
                 feed.client.wait_until_live(0)  # raises the client's error
+            if (unreachable := feed.client.unreachable(refusals)) is not None:
+                raise unreachable
+            if progress and status_line is None and time.monotonic() - started > STATUS_AFTER:
+                from tqdm.auto import tqdm
+
+                status_line = tqdm(total=None, bar_format="{desc}", leave=False)
+            if status_line is not None and (line := _waiting_for(feed, status)) != shown:
+                status_line.set_description_str(shown := line)
             if progress and bar is None and (feed.total_sessions or 0) > PROGRESS_THRESHOLD:
                 from tqdm.auto import tqdm
 
@@ -430,8 +464,17 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
         if bar is not None and feed.total_sessions is not None:  # live: the sync is complete
             bar.update(feed.total_sessions - bar.n)
     finally:
-        if bar is not None:
-            bar.close()
+        for progress_bar in (status_line, bar):
+            if progress_bar is not None:
+                progress_bar.close()
+
+
+def _waiting_for(feed: GatewayFeed, status: str) -> str:
+    """One line on a gateway not live yet: `demo: connecting, attempt 2 (last: …)`."""
+    attempts = feed.client.stats.attempts
+    line = f"{feed.name}: {status}" + (f", attempt {attempts}" if attempts > 1 else "")
+    error = feed.last_error
+    return f"{line} (last: {describe(error)[:120]})" if error is not None else line
 
 
 def _gateway_name(url: str) -> str:
@@ -444,28 +487,56 @@ def connect(
     token: str | Secret | None = None,
     *,
     store: FleetStore | str | Path | None = None,
-    wait: bool = True,
+    wait: bool | float = True,
     timeout: float = 60.0,
     **client_options: Any,
 ) -> Fleet:
-    """Mirror one gateway (or several: a list of URLs, one token) into a new `Fleet`."""
+    """Mirror one gateway (or several: a list of URLs, one token) into a new `Fleet`.
+
+    `wait`: block until live (up to `timeout` seconds), a number of seconds to wait instead,
+    or False to return at once. A first connect refused at once raises `GatewayUnreachable`
+    within seconds."""
+    wait_for = _wait_seconds(wait, timeout)
     fleet = Fleet(store)
     try:
         for one in [url] if url is None or isinstance(url, str) else url:
             fleet.add_gateway(one, token, **client_options)
-        if wait:
-            fleet.wait_until_live(timeout)
+        if wait_for is not None:
+            fleet.wait_until_live(wait_for)
     except BaseException:
         fleet.close()
         raise
     return fleet
 
 
+def _wait_seconds(wait: bool | float, timeout: float) -> float | None:
+    """`wait=` as seconds to wait (None: do not wait); refuses what is neither."""
+    if isinstance(wait, bool):
+        return timeout if wait else None
+    if isinstance(wait, int | float) and wait > 0:
+        return float(wait)
+    raise TypeError(f"wait= takes True, False or a number of seconds > 0, not {wait!r}")
+
+
 def demo(
-    *, store: FleetStore | str | Path | None = None, wait: bool = True, **demo_options: Any
+    *,
+    store: FleetStore | str | Path | None = None,
+    wait: bool = True,
+    history: str | bool = DEMO_HISTORY,
+    **demo_options: Any,
 ) -> Fleet:
-    """A `Fleet` on a fresh embedded demo gateway (see `DemoGateway` for the options)."""
-    gateway = DemoGateway(**demo_options).start()
+    """A `Fleet` on a fresh embedded demo gateway (see `DemoGateway` for the options).
+
+    `history`: how much of the fleet's recent past the demo plays at once after the fleet
+    connects (`"30min"` by default, `False` for none), so the first look is a fleet at work:
+    the scenario starts that long ago and catches up with the clock."""
+    played = _history_seconds(history)
+    if played and not wait:
+        raise ValueError("history= is played to the connected fleet: it needs wait=True")
+    paused = demo_options.pop("paused", False)
+    if played:
+        demo_options.setdefault("start_ms", int((time.time() - played) * 1000))
+    gateway = DemoGateway(paused=paused or bool(played), **demo_options).start()
     fleet = Fleet(store)
     fleet._owned.append(gateway)
     try:
@@ -474,7 +545,28 @@ def demo(
         )  # the gateway's pairing ends with it
         if wait:
             fleet.wait_until_live()
+        if played:
+            gateway.fast_forward(played)
+            fleet.catch_up()
+            if not paused:
+                gateway.resume()
     except BaseException:
         fleet.close()
         raise
     return fleet
+
+
+def _history_seconds(history: str | bool) -> float:
+    if history is False:
+        return 0.0
+    if history is True:
+        history = DEMO_HISTORY
+    try:
+        seconds = pd.Timedelta(history).total_seconds()
+    except (ValueError, TypeError):
+        seconds = -1.0
+    if seconds < 0:
+        raise ValueError(
+            f"history= takes a duration such as '30min' or '2h', or False: {history!r}"
+        )
+    return seconds

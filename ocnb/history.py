@@ -18,6 +18,7 @@ import orjson
 import pandas as pd
 
 from ocnb import checkpoints
+from ocnb.errors import InvalidTime
 from ocnb.ingest import Ingestor, Op
 from ocnb.protocol import Event
 from ocnb.schema import STATE_KEYS
@@ -40,14 +41,31 @@ SELECT gateway, ordinal, epoch_ms(received_at) AS received_at, as_of, kind, payl
 FROM sync_log ORDER BY gateway, ordinal
 """
 GATEWAYS = "SELECT DISTINCT gateway FROM events"
+FIRST_INPUT = """
+SELECT least((SELECT min(received_at) FROM events), (SELECT min(received_at) FROM sync_log))
+    AS first
+"""
+
+
+TIME_FORMS = (
+    "a datetime or pandas Timestamp (naive ones are UTC), an ISO 8601 string such as "
+    "'2026-11-24 10:00' or '2026-11-24T10:00:00+01:00', 'now', a duration ago such as "
+    "'90min ago' or '2h ago', or epoch milliseconds"
+)
 
 
 def as_utc(when: Any) -> pd.Timestamp:
-    """A moment given as a `datetime`, a string, epoch ms or a `Timestamp`, as a UTC timestamp
-    (naive ones are taken to be UTC)."""
+    """A moment, in any of the `TIME_FORMS`, as a UTC timestamp; `InvalidTime` if it is none."""
     if isinstance(when, numbers.Real) and not isinstance(when, bool):  # numpy's numbers too
         return pd.Timestamp(int(float(when)), unit="ms", tz="UTC")
-    stamp = pd.Timestamp(when)
+    try:
+        if isinstance(when, str) and when.strip().endswith(" ago"):
+            return pd.Timestamp.now("UTC") - pd.Timedelta(when.strip().removesuffix(" ago"))
+        stamp = pd.Timestamp(when)
+    except (ValueError, TypeError) as exc:
+        raise InvalidTime(f"cannot read {when!r} as a moment; give {TIME_FORMS}") from exc
+    if pd.isna(stamp):
+        raise InvalidTime(f"{when!r} is no moment; give {TIME_FORMS}")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
@@ -59,6 +77,10 @@ def fleet_at(fleet: Fleet, when: Any) -> Fleet:
 
     until = as_utc(when).to_pydatetime()
     fleet.store.flush()
+    first = fleet.store.arrow(FIRST_INPUT)["first"][0].as_py()
+    if first is None or until < first:
+        held = f"its history starts at {first:%Y-%m-%d %H:%M:%S} UTC" if first else "it is empty"
+        raise InvalidTime(f"the store holds nothing at {until:%Y-%m-%d %H:%M:%S} UTC: {held}")
     store = PastStore(fleet.store, until)
     past = Fleet(store)
     try:

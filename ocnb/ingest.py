@@ -393,6 +393,8 @@ class Ingestor:
                 if event.state_version is None
                 else to_json(event.state_version),
                 "ordinal": self._next_ordinal(),
+                # never after its arrival: a gateway's clock ahead of ours, or a demo's
+                "occurred_at": min(_ms(data.get("ts")) or received_at, received_at),
             },
         )
 

@@ -4,12 +4,24 @@ notebook, in exported HTML and on GitHub. Each function takes the frame and retu
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.ticker import MaxNLocator
 
+Colour = str | list[float] | tuple[float, float, float] | tuple[float, float, float, float]
 TOP_ERRORS = 10
 ERROR_WIDTH = 60
+
+
+def palette(count: int) -> list[Colour]:
+    """`count` colours, none repeated: the tab10 / tab20 sets, beyond them a sampled colour map
+    (matplotlib's default cycle repeats after ten groups)."""
+    if count <= 20:
+        colours = plt.get_cmap("tab10" if count <= 10 else "tab20").colors  # type: ignore[attr-defined]
+        return [to_hex(colour) for colour in colours[:count]]
+    return [to_hex(colour) for colour in plt.get_cmap("turbo")(np.linspace(0.05, 0.95, count))]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -28,7 +40,7 @@ def _over_time(frame: pd.DataFrame, value: str, ax: Axes | None, title: str) -> 
         ax.set_title(f"{title} (no data yet)")
         return ax
     table.index = pd.DatetimeIndex(table.index).strftime("%m-%d %H:%M")
-    table.plot.bar(stacked=True, ax=ax, width=0.9, rot=0)
+    table.plot.bar(stacked=True, ax=ax, width=0.9, rot=0, color=palette(table.shape[1]))
     ax.set(title=title, xlabel="", ylabel=value.replace("_", " "))
     ax.legend(title=group, fontsize="small", ncols=2)
     ax.xaxis.set_major_locator(MaxNLocator(8))
@@ -53,7 +65,7 @@ def cost(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     if table.empty:
         ax.set_title("Cost (no data yet)")
         return ax
-    table.plot(ax=ax, drawstyle="steps-post")
+    table.plot(ax=ax, drawstyle="steps-post", color=palette(table.shape[1]))
     ax.set(title="Cumulative cost", xlabel="", ylabel="USD")
     ax.legend(title=group, fontsize="small", ncols=2)
     return ax

@@ -59,10 +59,13 @@ CREATE TABLE IF NOT EXISTS alerts (
 LOG_SCHEMA = """
 -- JSON text is kept as VARCHAR: DuckDB's JSON functions read it the same, and inserts skip
 -- re-validating what orjson just wrote (3x faster ingest of the log).
+-- occurred_at: when the event says it happened (its payload's `ts`), else when it arrived.
 CREATE TABLE IF NOT EXISTS events (
     gateway VARCHAR, seq BIGINT, received_at TIMESTAMPTZ, event VARCHAR, agent_id VARCHAR,
-    session_key VARCHAR, run_id VARCHAR, payload VARCHAR, state_version VARCHAR, ordinal BIGINT
+    session_key VARCHAR, run_id VARCHAR, payload VARCHAR, state_version VARCHAR, ordinal BIGINT,
+    occurred_at TIMESTAMPTZ
 );
+ALTER TABLE events ADD COLUMN IF NOT EXISTS occurred_at TIMESTAMPTZ;  -- a store from 0.1
 CREATE TABLE IF NOT EXISTS sync_log (
     gateway VARCHAR, ordinal BIGINT, received_at TIMESTAMPTZ, as_of BIGINT, kind VARCHAR,
     payload VARCHAR

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 
 import ocnb
-from ocnb import analysis
+from ocnb import analysis, plots
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_a_session_timeline_is_in_order(fleet: ocnb.Fleet) -> None:
     key = analysis.runs(fleet)["session_key"].iloc[0]
     timeline = analysis.session_timeline(fleet, key)
     assert len(timeline) > 0
-    assert timeline["received_at"].is_monotonic_increasing
+    assert timeline["occurred_at"].is_monotonic_increasing
     assert "start" in set(timeline["what"])
 
 
@@ -78,8 +79,6 @@ def test_bad_arguments_are_refused_clearly(fleet: ocnb.Fleet) -> None:
 
 def test_plots_draw_what_the_frames_hold(fleet: ocnb.Fleet) -> None:
     import matplotlib.pyplot as plt
-
-    from ocnb import plots
 
     tokens = analysis.token_usage(fleet, every="1h")
     ax = plots.token_usage(tokens)
@@ -94,3 +93,14 @@ def test_plots_draw_what_the_frames_hold(fleet: ocnb.Fleet) -> None:
     assert {line.get_label() for line in lines} == set(spend["agent"])
     assert plots.activity(analysis.activity(fleet).iloc[0:0]).get_title() == "Events (no data yet)"
     plt.close("all")
+
+
+def test_plots_give_each_of_many_agents_a_colour_of_its_own() -> None:
+    """matplotlib's default cycle repeats after ten groups: two agents would look like one."""
+    agents = [f"agent-{n:02d}" for n in range(14)]
+    frame = pd.DataFrame(
+        {"bucket": pd.Timestamp("2026-12-01", tz="UTC"), "agent": agents, "events": 1}
+    )
+    ax = plots.activity(frame)
+    assert len({patch.get_facecolor() for patch in ax.patches}) == 14
+    assert len(set(plots.palette(40))) == 40

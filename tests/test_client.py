@@ -565,14 +565,27 @@ def test_a_huge_hostile_frame_is_logged_as_a_short_excerpt_without_secrets(
     assert not [message for message in messages if gateway.token in message]
 
 
-def test_a_frame_over_the_gateways_own_max_payload_is_skipped_and_counted() -> None:
+def test_a_frame_over_the_gateways_own_max_payload_is_taken() -> None:
+    """`policy.maxPayload` bounds what the gateway accepts, not what it sends."""
     with FakeGateway(max_payload=4096) as gateway, make_client(gateway) as client:
         client.wait_until_live(10)
         gateway.emit("health", {"padding": "x" * 5000})
-        gateway.emit("tick", {})
-        wait_for(lambda: client.stats.events == 1, what="the tick after the oversized frame")
-        assert client.stats.bad_frames == 1
+        wait_for(lambda: client.stats.events == 1, what="the large health event")
+        assert client.stats.bad_frames == 0
         assert client.stats.connects == 1 and client.status == "live"
+
+
+def test_a_frame_over_max_frame_bytes_closes_with_a_clear_error_and_reconnects(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeGateway() as gateway, make_client(gateway, max_frame_bytes=4096) as client:
+        client.wait_until_live(10)
+        gateway.emit("health", {"padding": "x" * 5000})
+        wait_for(lambda: client.stats.reconnects == 1, what="a reconnect")
+        client.wait_until_live(10)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("over max_frame_bytes=4,096 (close 1009)" in line for line in warnings)
+        assert client.stats.events == 0
 
 
 def test_answers_to_unknown_or_already_answered_ids_reach_nobody(gateway: FakeGateway) -> None:

@@ -82,10 +82,11 @@ def test_frames_have_proper_dtypes_and_filters(demo_fleet: Fleet) -> None:
 
 def test_sql_takes_named_parameters_and_arrow(demo_fleet: Fleet) -> None:
     frame = demo_fleet.sql(
-        "SELECT count(*) AS n FROM sessions WHERE agent_id = $agent", agent="atlas"
+        "SELECT count(*) AS n FROM sessions WHERE agent_id = $agent AND NOT deleted", agent="atlas"
     )
     assert frame["n"].iloc[0] == len(demo_fleet.sessions(agent="atlas"))
-    assert demo_fleet.arrow("SELECT * FROM agents").num_rows == 8
+    table = demo_fleet.arrow("SELECT * FROM agents WHERE NOT removed")
+    assert table.num_rows == len(demo_fleet.agents())
 
 
 def test_on_change_fires_after_the_store_changes(demo_fleet: Fleet) -> None:
@@ -247,11 +248,15 @@ def test_repr_and_html_show_operations_the_store_dropped() -> None:
 class _Client:
     def __init__(self) -> None:
         self.status, self.blocking_waits = "syncing", 0
+        self.stats = ocnb.ClientStats()
 
     def wait_for_change(self, seen: str, timeout: float) -> str:
         if self.status == seen:  # a real client would sleep `timeout` here
             self.blocking_waits += 1
         return self.status
+
+    def unreachable(self, since: int) -> None:
+        return None
 
 
 class _FeedTurningLive:

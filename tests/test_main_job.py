@@ -25,6 +25,8 @@ def test_headless_form_reports_a_live_fleet_and_exits_zero(private_environment: 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "[live] agents:" in result.stdout
+    assert "It stops after 3 s." in result.stdout and "Ctrl-C" not in result.stdout
+    assert result.stdout.rstrip().endswith("verdict: the fleet stayed live throughout (exit 0)")
 
 
 def test_main_job_serves_jupyterlab_on_the_quickstart(private_environment: Path) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 from helpers import wait_for
@@ -12,6 +15,7 @@ import ocnb
 from ocnb.demo import DemoGateway
 from ocnb.ingest import Upsert
 from ocnb.widgets import FleetGrid, Refresher
+from ocnb.widgets.grid import HERE
 from ocnb.widgets.snapshot import agents_snapshot, unpack
 
 
@@ -82,10 +86,13 @@ def test_the_refresher_survives_a_failing_widget() -> None:
 
 def test_the_static_fallback_is_an_html_table_and_repr_stays_short(quiet_fleet: ocnb.Fleet) -> None:
     grid = quiet_fleet.grid()
-    bundle = grid._repr_mimebundle_()
-    data = bundle[0] if isinstance(bundle, tuple) else bundle
-    assert "application/vnd.jupyter.widget-view+json" in data
-    assert data["text/html"].count("<tr>") == 1 + 8
+    shown: list[dict[str, Any]] = []
+    with patch("IPython.display.display", lambda data, **_: shown.append(data)):
+        grid._ipython_display_()
+    widget, fallback = shown
+    assert "application/vnd.jupyter.widget-view+json" in widget and "text/html" not in widget
+    assert fallback["text/html"].count("<tr>") == 1 + 8
+    assert "table.ocnb-static { display: none; }" in (HERE / "grid.css").read_text()
     assert len(repr(grid)) < 80
 
 
@@ -105,7 +112,8 @@ def test_bad_options_are_refused(quiet_fleet: ocnb.Fleet) -> None:
 
 
 def test_the_sparkline_counts_each_agents_recent_events() -> None:
-    with ocnb.demo(seed=4, speed=10, run_rate=0.5, churn=False) as fleet:
+    # history=False: the played history begins 30 minutes ago, at the window's edge
+    with ocnb.demo(seed=4, speed=10, run_rate=0.5, churn=False, history=False) as fleet:
         fleet.wait_until(lambda f: len(f.runs()) >= 5, 30)
         cursor = fleet.store.cursor()
         cursor.execute("BEGIN")  # both reads see the same committed state
@@ -116,3 +124,25 @@ def test_the_sparkline_counts_each_agents_recent_events() -> None:
         cursor.execute("COMMIT")
     for record in logged.to_dict("records"):
         assert sum(rows[record["agent_id"]]["activity"]) == record["n"]
+
+
+def test_an_html_export_of_an_executed_notebook_shows_the_agents(tmp_path: Path) -> None:
+    """nbconvert keeps the widget's state and picks the widget view, which a static page
+    cannot run: the fallback output beside it is what the page shows."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "import ocnb\nfleet = ocnb.demo(seed=2, run_rate=0, churn=False)\nfleet.grid()"
+        ),
+        nbformat.v4.new_code_cell("fleet.close()"),
+    ]
+    ExecutePreprocessor(timeout=120).preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    assert "widgets" in notebook.metadata  # the state was saved, as `nbconvert --execute` does
+    page, _ = HTMLExporter().from_notebook_node(notebook)
+    assert 'class="ocnb-static"' in page
+    for name in ("Atlas", "Beacon", "Harbor"):
+        assert f"{name}</td>" in page

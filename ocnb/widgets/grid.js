@@ -6,6 +6,7 @@ const LABELS = {
   last_activity: "last activity", sessions: "sessions", tokens_today: "tokens today",
   cost_today: "cost today", activity: "activity (30 min)",
 };
+const NUMERIC = new Set(["sessions", "tokens_today", "cost_today"]);
 const SORT_KEYS = {
   agent: (r) => (r.name || r.agent_id || "").toLowerCase(),
   status: (r) => STATUSES.indexOf(r.status),
@@ -17,6 +18,17 @@ const SORT_KEYS = {
   cost_today: (r) => r.cost_today || 0,
   activity: (r) => (r.activity || []).reduce((a, b) => a + b, 0),
 };
+
+// The last phase or chat state of a run, as a person would say it.
+const PHASES = {
+  start: "starting", preparing_workspace: "preparing its workspace", model: "waiting for the model",
+  fallback_step: "trying a fallback model", status: "working", delta: "writing a reply",
+  finishing: "finishing", final: "replied", end: "finished", error: "failed", aborted: "aborted",
+};
+
+function phase(word) {
+  return PHASES[word] || String(word).replace(/_/g, " ");
+}
 
 function decode(bytes) {
   return bytes && bytes.byteLength ? decodeArrow(bytes).rows : [];
@@ -47,7 +59,7 @@ function cell(column, row) {
     case "agent": return `<span class="ocnb-emoji">${escape(row.emoji || "🤖")}</span> ${escape(row.name || row.agent_id)}`;
     case "status": return `<span class="ocnb-chip ocnb-${escape(row.status)}" data-status="${escape(row.status)}">${escape(row.status)}</span>`;
     case "current": return row.current_session
-      ? `${escape(row.current_session)}${row.run_phase ? ` <span class="ocnb-phase">${escape(row.run_phase)}</span>` : ""}`
+      ? `${escape(row.current_session)}${row.run_phase ? ` <span class="ocnb-phase">${escape(phase(row.run_phase))}</span>` : ""}`
       : (row.last_run_error ? `<span class="ocnb-error-text" title="${escape(row.last_run_error)}">${escape(row.last_run_error.slice(0, 60))}</span>` : "");
     case "model": return escape(row.model || "");
     case "last_activity": return `<span class="ocnb-ago" data-ms="${row.last_activity_ms || 0}">${ago(row.last_activity_ms)}</span>`;
@@ -73,7 +85,7 @@ function render({ model, el }) {
       <span class="ocnb-count"></span>
       <span class="ocnb-pager"><button class="ocnb-prev" aria-label="previous page">‹</button><span class="ocnb-page"></span><button class="ocnb-next" aria-label="next page">›</button></span>
     </div>
-    <div class="ocnb-scroll"><table><thead></thead><tbody></tbody></table></div>
+    <div class="ocnb-scroll"><table class="ocnb-agents"><thead></thead><tbody></tbody></table></div>
     <div class="ocnb-statusbar"></div>`;
   el.appendChild(root);
   const thead = root.querySelector("thead"), tbody = root.querySelector("tbody");
@@ -102,7 +114,7 @@ function render({ model, el }) {
   function draw() {
     applyTheme();
     const columns = model.get("columns");
-    thead.innerHTML = `<tr>${columns.map((c) => `<th data-column="${c}" class="${state.sort === c ? (state.descending ? "ocnb-desc" : "ocnb-asc") : ""}">${LABELS[c] || c}</th>`).join("")}</tr>`;
+    thead.innerHTML = `<tr>${columns.map((c) => `<th data-column="${c}" class="${state.sort === c ? (state.descending ? "ocnb-desc" : "ocnb-asc") : ""}${NUMERIC.has(c) ? " ocnb-number" : ""}">${LABELS[c] || c}</th>`).join("")}</tr>`;
     const { rows, grouped } = visibleRows();
     const size = model.get("page_size");
     const pages = Math.max(1, Math.ceil(rows.length / size));
@@ -121,7 +133,10 @@ function render({ model, el }) {
       const before = previous.get(id);
       next.set(id, cells);
       html += `<tr data-agent="${escape(row.agent_id)}" class="${row.agent_id === selected ? "ocnb-selected" : ""}">${cells
-        .map((content, i) => `<td class="${before && before[i] !== content && columns[i] !== "last_activity" ? "ocnb-flash" : ""}">${content}</td>`)
+        .map((content, i) => {
+          const flash = before && before[i] !== content && columns[i] !== "last_activity" ? "ocnb-flash" : "";
+          return `<td class="${flash}${NUMERIC.has(columns[i]) ? " ocnb-number" : ""}">${content}</td>`;
+        })
         .join("")}</tr>`;
     }
     tbody.innerHTML = html;

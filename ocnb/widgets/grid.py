@@ -84,12 +84,23 @@ class FleetGrid(anywidget.AnyWidget):
         return f"<FleetGrid {len(unpack(self._agents))} agents, selected={self.selected!r}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """The live widget where a frontend runs one, else a static HTML table."""
         bundle = super()._repr_mimebundle_(**kwargs)
         data: dict[str, Any] = (bundle[0] if isinstance(bundle, tuple) else bundle) or {}
-        data["text/html"] = _static_html(unpack(self._agents))
         data["text/plain"] = repr(self)
         return bundle if bundle else data
+
+    def _ipython_display_(self) -> None:
+        """The live widget, then the agents as a plain HTML table in an output of its own,
+        which the grid's CSS hides wherever the widget runs. An export that cannot run it
+        (nbconvert HTML, GitHub) shows the table instead of a blank space; in the widget's own
+        bundle, a saved widget state would win over it."""
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_()
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, None)
+        display(data, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]
+        fallback = {"text/html": _static_html(unpack(self._agents)), "text/plain": ""}
+        display(fallback, raw=True)  # type: ignore[no-untyped-call]
 
 
 class SessionTable(anywidget.AnyWidget):
@@ -143,6 +154,7 @@ def _static_html(rows: list[dict[str, Any]]) -> str:
     names = ("agent", "status", "model", "sessions", "cost today")
     header = "".join(f"<th>{name}</th>" for name in names)
     body = "".join(f"<tr>{''.join(_static_cells(row))}</tr>" for row in rows)
+    # grid.css hides it where the widget runs
     return (
         f"<table class='ocnb-static'><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
     )

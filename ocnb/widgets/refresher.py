@@ -47,9 +47,20 @@ class Refresher:
         self._changed.set()
 
     def stop(self) -> None:
+        """End the thread, then refresh once more so that the widgets show the final state
+        (a closed fleet's status bar says `closed`)."""
         self._stopped.set()
         self._changed.set()
         self._thread.join(5)
+        self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        for widget in list(self._widgets):
+            try:
+                self.sends += int(widget.refresh())
+            except Exception as exc:  # a broken widget must not stop the others
+                self.last_error = describe(exc)
+                log.exception("ocnb widget refresh failed")
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -59,10 +70,5 @@ class Refresher:
             self._changed.clear()
             self.wakeups += 1
             started = time.monotonic()
-            for widget in list(self._widgets):
-                try:
-                    self.sends += int(widget.refresh())
-                except Exception as exc:  # a broken widget must not stop the others
-                    self.last_error = describe(exc)
-                    log.exception("ocnb widget refresh failed")
+            self._refresh_all()
             self._stopped.wait(max(0.0, self.interval - (time.monotonic() - started)))

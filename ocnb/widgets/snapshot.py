@@ -17,10 +17,11 @@ SPARK_MINUTES = 30
 AGENTS = f"""
 WITH recent AS (
     SELECT gateway, agent_id,
-           floor((epoch(now()) - epoch(received_at)) / 60)::INTEGER AS minutes_ago,
+           floor((epoch(now()) - epoch(occurred_at)) / 60)::INTEGER AS minutes_ago,
            count(*) AS n
     FROM events
-    WHERE agent_id IS NOT NULL AND received_at >= now() - INTERVAL {SPARK_MINUTES} MINUTE
+    WHERE agent_id IS NOT NULL AND occurred_at >= now() - INTERVAL {SPARK_MINUTES} MINUTE
+      AND occurred_at <= now()
     GROUP BY ALL
 ),
 spark AS (
