@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidHandshake
 
 from ocnb.client import GatewayClient, Status
 from ocnb.errors import OcnbError
-from ocnb.ingest import Ingestor, Op, Upsert
+from ocnb.ingest import Ingestor, Op, Upsert, usage_cache_status
 from ocnb.poll import HttpPoller
 from ocnb.protocol import Event
 from ocnb.secret import Secret
@@ -35,6 +35,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NO_LIMIT = 1_000_000  # "everything" where a method has no paging
 ROSTER_DEBOUNCE = 0.5
 DESCRIBE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # v3 re-reads after a run's end
+USAGE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # a usage cache refreshing (~30 s)
 
 
 def _now_ms() -> int:
@@ -170,14 +171,46 @@ class GatewayFeed:
 
     async def _sync_usage(self) -> None:
         """Lifetime spend per session, if the gateway has it. The answer is timed by the
-        gateway's `updatedAt` (it may come from its usage cache); live messages after that time
-        add to it."""
+        gateway's `updatedAt`; live messages after that time add to it. An answer from a usage
+        cache still being refreshed (right after a restart) lacks what happened meanwhile: it
+        is asked for again, as a follow-up that does not hold the sync back."""
+        payload = await self._ask_usage()
+        if payload is None:
+            return
+        if usage_cache_status(payload) == "fresh":
+            self._log_usage(payload)
+        else:
+            self._spawn(self._usage_when_fresh())
+
+    async def _ask_usage(self) -> Any:
+        """One `sessions.usage` answer for every session and all time, or None."""
         params = all_time_usage_params(self.ingestor.protocol)
         try:
-            payload = await self.client.acall("sessions.usage", params, timeout=60)
+            return await self.client.acall("sessions.usage", params, timeout=60)
         except OcnbError as exc:  # optional: totals then start from what is seen live
             log.warning("%s: no sessions.usage (%s); totals count from now on", self.name, exc)
+            return None
+
+    async def _usage_when_fresh(self) -> None:
+        """Ask again until the gateway's usage cache is fresh; after `USAGE_RETRY_DELAYS`, take
+        the last answer and say that its totals may be short."""
+        payload = None
+        for delay in USAGE_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            payload = await self._ask_usage()
+            if payload is None or usage_cache_status(payload) == "fresh":
+                break
+        if payload is None:
             return
+        if (status := usage_cache_status(payload)) != "fresh":
+            log.warning(
+                "%s: sessions.usage still %s after %.0f s: lifetime totals may be short by "
+                "what the gateway has not re-read yet, until the next sync",
+                self.name, status, sum(USAGE_RETRY_DELAYS),
+            )  # fmt: skip
+        self._log_usage(payload)
+
+    def _log_usage(self, payload: Any) -> None:
         as_of = payload.get("updatedAt") if isinstance(payload, dict) else None
         self._log("sessions.usage", payload, as_of=as_of)  # checked by the ingestor
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import inspect
 import logging
 import threading
 import time
@@ -45,7 +46,8 @@ STATUS_ORDER = (
 READY = ("live", POLLING)
 STORE_FAILING = "store failing"
 PROGRESS_THRESHOLD = 1000
-DEMO_HISTORY = "30min"
+DEMO_HISTORY_SECONDS = 30 * 60.0
+DEMO_HISTORY_RUNS = 2_000  # a default history of about this many runs at most (large fleets)
 PARQUET_ROW_GROUP = 10_000
 STATUS_AFTER = 1.0  # seconds of waiting before the status line shows
 TABLES = (
@@ -522,21 +524,22 @@ def demo(
     *,
     store: FleetStore | str | Path | None = None,
     wait: bool = True,
-    history: str | bool = DEMO_HISTORY,
+    history: str | bool = True,
     **demo_options: Any,
 ) -> Fleet:
     """A `Fleet` on a fresh embedded demo gateway (see `DemoGateway` for the options).
 
     `history`: how much of the fleet's recent past the demo plays at once after the fleet
-    connects (`"30min"` by default, `False` for none), so the first look is a fleet at work:
-    the scenario starts that long ago and catches up with the clock."""
-    played = _history_seconds(history)
+    connects, so the first look is a fleet at work: the scenario starts that long ago and
+    catches up with the clock. True (the default) plays the last 30 minutes, less for a fleet
+    so large that they would hold more than ~2,000 runs; a duration (`"2h"`) plays exactly that;
+    False nothing."""
+    played = _history_seconds(history, demo_options)
+    paused = demo_options.pop("paused", False)
     if played and not wait:
         raise ValueError("history= is played to the connected fleet: it needs wait=True")
-    paused = demo_options.pop("paused", False)
-    if played:
-        demo_options.setdefault("start_ms", int((time.time() - played) * 1000))
-    gateway = DemoGateway(paused=paused or bool(played), **demo_options).start()
+    start_ms = demo_options.pop("start_ms", int((time.time() - played) * 1000))
+    gateway = DemoGateway(**demo_options, start_ms=start_ms, paused=True).start()
     fleet = Fleet(store)
     fleet._owned.append(gateway)
     try:
@@ -548,25 +551,30 @@ def demo(
         if played:
             gateway.fast_forward(played)
             fleet.catch_up()
-            if not paused:
-                gateway.resume()
+        if not paused:
+            gateway.resume()
     except BaseException:
         fleet.close()
         raise
     return fleet
 
 
-def _history_seconds(history: str | bool) -> float:
+def _history_seconds(history: str | bool, demo_options: dict[str, Any]) -> float:
+    """`history=` as seconds of scenario to play (see `demo`)."""
     if history is False:
         return 0.0
     if history is True:
-        history = DEMO_HISTORY
+        defaults = inspect.signature(DemoGateway).parameters
+        agents = int(demo_options.get("agents", defaults["agents"].default))
+        rate = float(demo_options.get("run_rate", defaults["run_rate"].default))
+        rate = 1.0 if demo_options.get("firehose") else rate
+        return min(DEMO_HISTORY_SECONDS, DEMO_HISTORY_RUNS / max(1e-9, agents * rate))
     try:
         seconds = pd.Timedelta(history).total_seconds()
     except (ValueError, TypeError):
         seconds = -1.0
     if seconds < 0:
         raise ValueError(
-            f"history= takes a duration such as '30min' or '2h', or False: {history!r}"
+            f"history= takes True, False or a duration such as '30min' or '2h': {history!r}"
         )
     return seconds

@@ -99,6 +99,13 @@ def _ms(value: Any) -> int | None:
     return _int(value, MAX_MS)
 
 
+def usage_cache_status(payload: Any) -> str:
+    """A `sessions.usage` answer's `cacheStatus.status`: `fresh`, `partial`, `stale` or
+    `refreshing` (v4: the gateway's usage cache); `fresh` when it has none (v3)."""
+    status = _dict(_dict(payload).get("cacheStatus")).get("status")
+    return status if isinstance(status, str) else "fresh"
+
+
 def _float(value: Any) -> float | None:
     if type(value) in (int, float) and math.isfinite(value):
         return float(value)

@@ -118,3 +118,10 @@ def test_a_v3_gateway_of_40000_sessions_syncs_whole() -> None:
         assert len(fleet.sessions()) == 40_000
         assert fleet.sql("SELECT count(*) AS n FROM session_usage")["n"][0] == 40_000
         assert client.stats.bad_frames == 0
+
+
+def test_the_demos_history_takes_a_duration_or_a_bool() -> None:
+    with pytest.raises(ValueError, match="history= takes True, False or a duration"):
+        ocnb.demo(history="soon")
+    with pytest.raises(ValueError, match="needs wait=True"):
+        ocnb.demo(history="5min", wait=False)

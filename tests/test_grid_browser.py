@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+QUICKSTART = Path(__file__).parent.parent / "notebooks" / "01-quickstart.ipynb"
 ARTIFACTS = Path(os.environ.get("OCNB_ARTIFACTS", Path(__file__).parent.parent / ".artifacts"))
 CELLS = [
     "import ocnb\n"
@@ -80,6 +82,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     root = tmp_path_factory.mktemp("lab")
     (root / "grid.ipynb").write_text(json.dumps(notebook(CELLS)))
     (root / "big.ipynb").write_text(json.dumps(notebook(BIG_CELLS)))
+    shutil.copy(QUICKSTART, root / QUICKSTART.name)
     token, port = secrets.token_hex(16), free_port()
     env = {
         **os.environ,
@@ -142,6 +145,70 @@ def test_two_thousand_agents_page_without_freezing_the_browser(lab: str) -> None
             wait_for(lambda: 0 < rows.count() < 100, 10, "the filter over 2,000 agents")
         finally:
             screenshot(page, lab, "grid-2000")
+
+
+@pytest.mark.timeout(300)
+def test_the_quickstart_run_all_shows_a_fleet_at_work_until_it_is_closed(lab: str) -> None:
+    """ "Run All" on the tutorial a newcomer opens first: the grid it leaves stays live and
+    busy, and after `fleet.close()` its status bar says closed."""
+    with browser_page() as page:
+        try:
+            page.goto(lab.replace("grid.ipynb?", f"{QUICKSTART.name}?reset&"))
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            run_all(page)
+            prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
+            wait_for(
+                lambda: all(re.search(r"\[\d+\]", text) for text in prompts.all_inner_texts()),
+                120,
+                "every cell to have run",
+            )
+            body = page.locator(".ocnb-grid table.ocnb-agents tbody")
+            changes, working, last = 0, False, body.inner_html()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (changes >= 2 and working):
+                page.wait_for_timeout(250)
+                now = body.inner_html()
+                changes += now != last
+                last = now
+                working = working or "working" in chips(page).values()
+            assert changes >= 2 and working, f"{changes} changes, working chip seen: {working}"
+            page.locator(".ocnb-grid").first.scroll_into_view_if_needed()
+            screenshot(page, lab, "quickstart")
+
+            add_cell(page, "fleet.close()")
+            gateway = page.locator(".ocnb-statusbar .ocnb-gw").first
+            wait_for(
+                lambda: gateway.get_attribute("data-status") == "closed", 30, "the closed status"
+            )
+            closed = rows_drawn(body)
+            page.wait_for_timeout(2_000)
+            assert rows_drawn(body) == closed  # no more refreshes
+        finally:
+            screenshot(page, lab, "quickstart-closed")
+
+
+def rows_drawn(body: Any) -> str:
+    """The rows as drawn by the last refresh (the browser's own "… ago" ticker aside)."""
+    return re.sub(r">[^<>]* ago<", "><", body.inner_html())
+
+
+def run_all(page: Any) -> None:
+    """Run > Run All Cells, from the menu bar (JupyterLab and Notebook 7 share it)."""
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+
+
+def add_cell(page: Any, source: str) -> None:
+    """A new code cell at the end of the notebook, typed in and run."""
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    count = cells.count()
+    cells.nth(count - 1).click()  # the last cell, here a rendered Markdown cell
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    wait_for(lambda: cells.count() == count + 1, 10, "the new cell")
+    cells.nth(count).locator(".jp-InputArea-editor").click()
+    page.keyboard.type(source)
+    run_cell(page, count)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from ocnb.ingest import Upsert
 from ocnb.widgets import FleetGrid, Refresher
 from ocnb.widgets.grid import HERE
 from ocnb.widgets.snapshot import agents_snapshot, unpack
+
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
 
 @pytest.fixture
@@ -146,3 +149,25 @@ def test_an_html_export_of_an_executed_notebook_shows_the_agents(tmp_path: Path)
     assert 'class="ocnb-static"' in page
     for name in ("Atlas", "Beacon", "Harbor"):
         assert f"{name}</td>" in page
+
+
+def test_the_demos_first_snapshot_shows_a_fleet_at_work() -> None:
+    """The played history: tokens today and a sparkline for most agents on the first frame."""
+    with ocnb.demo(seed=0) as fleet:
+        rows = unpack(agents_snapshot(fleet.store))
+        minutes_into_today = fleet.sql("SELECT epoch(now() - current_date) / 60 AS m")["m"][0]
+    # right after midnight most of the played history is yesterday's
+    spent = "tokens_today" if minutes_into_today > 31 else "tokens_total"
+    assert sum(row[spent] > 0 for row in rows) > len(rows) / 2
+    assert sum(sum(row["activity"]) > 0 for row in rows) > len(rows) / 2
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_the_tutorials_carry_no_saved_widget_state(path: Path) -> None:
+    """A saved state restores the widgets' code and CSS as they were when it was saved, and
+    anywidget lets it replace the package's own (seen: the grid's column widths undone)."""
+    notebook = json.loads(path.read_text())
+    assert "widgets" not in notebook["metadata"]
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            assert "application/vnd.jupyter.widget-view+json" not in output.get("data", {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
@@ -268,6 +269,17 @@ class DemoGateway:
     def slow_method(self, method: str, seconds: float) -> None:
         """Answer `method` `seconds` late, with the payload as it was when asked."""
         self._delays[method] = seconds
+
+    def stale_usage(self, answers: int = 2) -> None:
+        """Answer the next `answers` `sessions.usage` calls from a usage cache as it is now
+        (`cacheStatus.status: "refreshing"`), as a real gateway does right after a restart:
+        what happens meanwhile is missing from them."""
+
+        async def remember() -> None:  # on the gateway's loop, which changes the world
+            cached = [dataclasses.replace(session) for session in self.world.sessions.values()]
+            self.methods.stale_usage = (cached, answers)
+
+        self._call(remember)
 
     def pause(self) -> None:
         """Stop the scenario: no new activity until `resume()` (RPCs still work)."""

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from ocnb.demo import payloads
 from ocnb.demo.refusals import Refusal, closed, integer, invalid_params, missing_scope
-from ocnb.demo.world import Happening, World
+from ocnb.demo.world import Happening, Session, World
 
 READ, WRITE, ADMIN = "operator.read", "operator.write", "operator.admin"
 SATISFIES = {READ: {READ, WRITE, ADMIN}, WRITE: {WRITE, ADMIN}, ADMIN: {ADMIN}}
@@ -32,6 +32,7 @@ class Methods:
         self.world = world
         self.protocol = protocol
         self.version = "2026.9.6" if protocol >= 4 else "2026.5.7"
+        self.stale_usage: tuple[list[Session], int] | None = None  # (cached sessions, answers)
         self.table: dict[str, tuple[str, Callable[[Caller, dict[str, Any]], Result]]] = {
             "agents.list": (READ, self.agents_list),
             "sessions.list": (READ, self.sessions_list),
@@ -117,7 +118,11 @@ class Methods:
             allowed += ("agentId", "agentScope", "creatorKey", "range", "groupBy", "timeZone")
         closed("sessions.usage", params, allowed)
         limit = integer("sessions.usage", params, "limit", minimum=1, default=50)
-        return payloads.sessions_usage(self.world, self.protocol, limit), []
+        cached = None
+        if self.stale_usage is not None:
+            cached, left = self.stale_usage
+            self.stale_usage = (cached, left - 1) if left > 1 else None
+        return payloads.sessions_usage(self.world, self.protocol, limit, cached), []
 
     def health(self, caller: Caller, params: dict[str, Any]) -> Result:
         return payloads.health(self.world, self.protocol, rpc=True), []

@@ -686,13 +686,24 @@ def usage_totals(sessions: list[Session]) -> dict[str, Any]:
     }
 
 
-def _cache_status(world: World) -> dict[str, Any]:
+def _cache_status(world: World, cached: list[Session] | None = None) -> dict[str, Any]:
+    """Fresh, or `refreshing` while answers come from `cached` (the files changed since pend)."""
+    if cached is None:
+        return {
+            "status": "fresh",
+            "cachedFiles": 1,
+            "pendingFiles": 0,
+            "staleFiles": 0,
+            "refreshedAt": world.now,
+        }
+    seen = {s.key: s.updated_at for s in cached}
+    pending = sum(1 for s in world.sessions.values() if seen.get(s.key) != s.updated_at)
     return {
-        "status": "fresh",
-        "cachedFiles": 1,
-        "pendingFiles": 0,
-        "staleFiles": 0,
-        "refreshedAt": world.now,
+        "status": "refreshing",
+        "cachedFiles": len(cached),
+        "pendingFiles": pending,
+        "staleFiles": pending,
+        "refreshedAt": max(seen.values(), default=world.now),
     }
 
 
@@ -708,11 +719,16 @@ def usage_cost(world: World, days: int) -> dict[str, Any]:
     }
 
 
-def sessions_usage(world: World, protocol: int, limit: int) -> dict[str, Any]:
+def sessions_usage(
+    world: World, protocol: int, limit: int, cached: list[Session] | None = None
+) -> dict[str, Any]:
     """Lifetime tokens and cost per session (the `limit` most recently updated, as the real
-    gateway lists them), with totals and per-agent aggregates over all sessions."""
+    gateway lists them), with totals and per-agent aggregates over all sessions. From `cached`
+    sessions (copies from an earlier moment), it is the answer of a usage cache still being
+    refreshed, as a real gateway gives right after a restart."""
     today = dt.datetime.fromtimestamp(world.now / 1000, dt.UTC).date().isoformat()
-    sessions = sorted(world.sessions.values(), key=lambda s: s.updated_at, reverse=True)
+    listed = world.sessions.values() if cached is None else cached
+    sessions = sorted(listed, key=lambda s: s.updated_at, reverse=True)
     by_agent: dict[str, list[Session]] = {}
     for session in sessions:
         by_agent.setdefault(session.agent_id, []).append(session)
@@ -751,7 +767,7 @@ def sessions_usage(world: World, protocol: int, limit: int) -> dict[str, Any]:
                 "errors": sum(1 for s in sessions if s.last_run_error),
             },
         },
-        "cacheStatus": _cache_status(world),
+        "cacheStatus": _cache_status(world, cached),
     }
 
 
