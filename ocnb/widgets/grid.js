@@ -4,7 +4,7 @@ const STATUSES = ["working", "idle", "error", "offline"];
 const LABELS = {
   agent: "agent", status: "status", current: "doing now", model: "model",
   last_activity: "last activity", sessions: "sessions", tokens_today: "tokens today",
-  cost_today: "cost today", activity: "activity (30 min)",
+  cost_today: "cost today", activity: "last 30 min",
 };
 const NUMERIC = new Set(["sessions", "tokens_today", "cost_today"]);
 const SORT_KEYS = {
@@ -61,7 +61,7 @@ function cell(column, row) {
     case "current": return row.current_session
       ? `${escape(row.current_session)}${row.run_phase ? ` <span class="ocnb-phase">${escape(phase(row.run_phase))}</span>` : ""}`
       : (row.last_run_error ? `<span class="ocnb-error-text" title="${escape(row.last_run_error)}">${escape(row.last_run_error.slice(0, 60))}</span>` : "");
-    case "model": return escape(row.model || "");
+    case "model": return `<span title="${escape(row.model || "")}">${escape(row.model || "")}</span>`;
     case "last_activity": return `<span class="ocnb-ago" data-ms="${row.last_activity_ms || 0}">${ago(row.last_activity_ms)}</span>`;
     case "sessions": return String(row.sessions ?? 0);
     case "tokens_today": return (row.tokens_today ?? 0).toLocaleString();
