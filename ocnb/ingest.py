@@ -361,6 +361,7 @@ class Ingestor:
                 "total_tokens": _int(usage.get("totalTokens")),
                 "cost_usd": _float(usage.get("totalCost")),
                 "as_of": as_of,
+                "session_id": _str(entry.get("sessionId")) or _str(usage.get("sessionId")) or "",
             }
             ops.append(Upsert("session_usage", row))
         return ops
@@ -478,6 +479,8 @@ class Ingestor:
                     "cache_write_tokens": _int(usage.get("cacheWrite")),
                     "total_tokens": total,
                     "cost_usd": _float(_dict(usage.get("cost")).get("total")),
+                    "session_id": _str(data.get("sessionId"))
+                    or _str(_dict(data.get("session")).get("sessionId")),
                 },
             )
         )

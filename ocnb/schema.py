@@ -39,12 +39,15 @@ CREATE TABLE IF NOT EXISTS usage (
     gateway VARCHAR, message_id VARCHAR, session_key VARCHAR, agent_id VARCHAR,
     run_id VARCHAR, ts TIMESTAMPTZ, provider VARCHAR, model VARCHAR, input_tokens BIGINT,
     output_tokens BIGINT, cache_read_tokens BIGINT, cache_write_tokens BIGINT,
-    total_tokens BIGINT, cost_usd DOUBLE, PRIMARY KEY (gateway, message_id)
+    total_tokens BIGINT, cost_usd DOUBLE, session_id VARCHAR, PRIMARY KEY (gateway, message_id)
 );
+ALTER TABLE usage ADD COLUMN IF NOT EXISTS session_id VARCHAR;  -- a store from 0.1
+-- One row per session instance (`session_id`, '' when unknown) as listed under each key: a
+-- reset gives a key a new instance, and a gateway may list an old one under another key.
 CREATE TABLE IF NOT EXISTS session_usage (
-    gateway VARCHAR, session_key VARCHAR, agent_id VARCHAR, input_tokens BIGINT,
-    output_tokens BIGINT, total_tokens BIGINT, cost_usd DOUBLE, as_of TIMESTAMPTZ,
-    PRIMARY KEY (gateway, session_key)
+    gateway VARCHAR, session_key VARCHAR, session_id VARCHAR, agent_id VARCHAR,
+    input_tokens BIGINT, output_tokens BIGINT, total_tokens BIGINT, cost_usd DOUBLE,
+    as_of TIMESTAMPTZ, PRIMARY KEY (gateway, session_key, session_id)
 );
 CREATE TABLE IF NOT EXISTS presence (
     gateway VARCHAR, instance_id VARCHAR, host VARCHAR, ip VARCHAR, platform VARCHAR,
@@ -73,13 +76,45 @@ CREATE TABLE IF NOT EXISTS sync_log (
 """
 
 VIEWS = """
+-- Lifetime spend, per session instance: one `sessions.usage` total and the messages seen after
+-- it. A gateway's total can fall behind what ocnb saw (2026.5.7 lists a reset or deleted
+-- session's instance with no usage after a restart; 2026.9.6 lists a deleted one under
+-- `agent:<id>:<sessionId>`), so of an instance's totals, and of none (every message seen), the
+-- one that accounts for the most is taken: nothing spent is counted twice, nor forgotten.
 CREATE OR REPLACE VIEW spend AS
-    SELECT gateway, session_key, agent_id, total_tokens, cost_usd, as_of AS ts, true AS baseline
+WITH live AS (  -- each message's instance: its own, else its session's as it is now
+    SELECT u.*, CASE WHEN coalesce(u.session_id, s.session_id, '') = '' THEN 'key:' || u.session_key
+                     ELSE coalesce(u.session_id, s.session_id) END AS instance
+    FROM usage u LEFT JOIN sessions s USING (gateway, session_key)
+),
+candidates AS (  -- the gateway's totals, and for each instance seen live: no total at all
+    SELECT gateway, session_key, session_id, agent_id, total_tokens, cost_usd, as_of,
+           CASE WHEN session_id = '' THEN 'key:' || session_key ELSE session_id END AS instance
     FROM session_usage
     UNION ALL
-    SELECT u.gateway, u.session_key, u.agent_id, u.total_tokens, u.cost_usd, u.ts, false
-    FROM usage u LEFT JOIN session_usage b USING (gateway, session_key)
-    WHERE b.as_of IS NULL OR u.ts > b.as_of;
+    SELECT DISTINCT gateway, NULL, NULL, NULL, 0, 0.0, '-infinity'::TIMESTAMPTZ, instance FROM live
+),
+reach AS (
+    SELECT c.*, c.total_tokens + coalesce(sum(l.total_tokens), 0) AS reach_tokens,
+           coalesce(c.cost_usd, 0) + coalesce(sum(l.cost_usd), 0) AS reach_cost
+    FROM candidates c
+    LEFT JOIN live l ON l.gateway = c.gateway AND l.instance = c.instance AND l.ts > c.as_of
+    GROUP BY c.gateway, c.session_key, c.session_id, c.agent_id, c.total_tokens, c.cost_usd,
+             c.as_of, c.instance
+),
+chosen AS (
+    SELECT * FROM reach
+    QUALIFY row_number() OVER (
+        PARTITION BY gateway, instance
+        ORDER BY reach_tokens DESC, reach_cost DESC, as_of DESC
+    ) = 1
+)
+SELECT gateway, session_key, agent_id, total_tokens, cost_usd, as_of AS ts, true AS baseline
+FROM chosen WHERE session_key IS NOT NULL
+UNION ALL
+SELECT l.gateway, l.session_key, l.agent_id, l.total_tokens, l.cost_usd, l.ts, false
+FROM live l LEFT JOIN chosen c USING (gateway, instance)
+WHERE c.as_of IS NULL OR l.ts > c.as_of;
 CREATE OR REPLACE VIEW agent_cards AS
 WITH live AS (SELECT * FROM sessions WHERE NOT deleted),
 working AS (
@@ -97,12 +132,13 @@ counts AS (
     SELECT gateway, agent_id, count(*) AS sessions, max(updated_at) AS last_activity
     FROM live GROUP BY ALL
 ),
-totals AS (
+totals AS (  -- costs summed as decimals: a float sum's last digits depend on the plan's order
     SELECT gateway, agent_id, sum(total_tokens)::BIGINT AS tokens_total,
-           sum(cost_usd) AS cost_total,
+           sum(cost_usd::DECIMAL(18, 9))::DOUBLE AS cost_total,
            (sum(total_tokens) FILTER (WHERE NOT baseline AND ts >= current_date))::BIGINT
                AS tokens_today,
-           sum(cost_usd) FILTER (WHERE NOT baseline AND ts >= current_date) AS cost_today
+           (sum(cost_usd::DECIMAL(18, 9)) FILTER (WHERE NOT baseline AND ts >= current_date))::DOUBLE
+               AS cost_today
     FROM spend GROUP BY ALL
 )
 SELECT a.gateway, a.agent_id, a.name, a.emoji, a.model,
@@ -156,7 +192,7 @@ STATE_KEYS = {
     "sessions": ("gateway", "session_key"),
     "runs": ("gateway", "run_id"),
     "usage": ("gateway", "message_id"),
-    "session_usage": ("gateway", "session_key"),
+    "session_usage": ("gateway", "session_key", "session_id"),
 }
 KEYS = {**STATE_KEYS, "alerts": ("alert", "subject", "fired_at")}
 LOGS = ("events", "sync_log")  # append-only, no key

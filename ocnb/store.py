@@ -46,6 +46,13 @@ from ocnb.schema import (
 
 log = logging.getLogger(__name__)
 
+OLD_SESSION_USAGE = """
+SELECT count(*) FROM duckdb_tables() t
+WHERE t.schema_name = 'main' AND t.table_name = 'session_usage'
+  AND NOT EXISTS (SELECT 1 FROM duckdb_columns() c WHERE c.schema_name = 'main'
+                  AND c.table_name = 'session_usage' AND c.column_name = 'session_id')
+"""
+
 BATCH_ROWS = 20_000
 RETRY_SECONDS = 1.0
 MAX_QUEUED = 20_000  # operations (rows) waiting for the writer: about 20-40 MB
@@ -70,6 +77,15 @@ BAD_DATA = (
     duckdb.IntegrityError,
     duckdb.InvalidInputException,
 )
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a store written by an earlier ocnb to this schema (new columns are added by the
+    schema itself). 0.1 kept one `session_usage` row per session key: its rows are copies of
+    the gateway's answers, which the next sync gives again."""
+    (old,) = con.execute(OLD_SESSION_USAGE).fetchone() or (0,)
+    if old:
+        con.execute("DROP TABLE session_usage")
 
 
 def arrow_schema(con: duckdb.DuckDBPyConnection, table: str) -> pa.Schema:
@@ -120,6 +136,7 @@ class FleetStore:
             config["checkpoint_threshold"] = IN_MEMORY_CHECKPOINT
         self._con = duckdb.connect(self.path, config=config)
         self._con.execute("SET TimeZone = 'UTC'")
+        _migrate(self._con)
         self._con.execute(STATE_SCHEMA + LOG_SCHEMA + VIEWS)
         self.checkpoints: checkpoints.Checkpoints | None = checkpoints.Checkpoints(
             self._con, STATE_KEYS, checkpoint_every

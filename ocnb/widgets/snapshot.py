@@ -15,12 +15,12 @@ from ocnb.store import FleetStore
 SPARK_MINUTES = 30
 
 AGENTS = f"""
-WITH recent AS (
+WITH recent AS (  -- by clock minute: a snapshot changes with the minute, not every second
     SELECT gateway, agent_id,
-           floor((epoch(now()) - epoch(occurred_at)) / 60)::INTEGER AS minutes_ago,
+           (floor(epoch(now()) / 60) - floor(epoch(occurred_at) / 60))::INTEGER AS minutes_ago,
            count(*) AS n
     FROM events
-    WHERE agent_id IS NOT NULL AND occurred_at >= now() - INTERVAL {SPARK_MINUTES} MINUTE
+    WHERE agent_id IS NOT NULL AND occurred_at >= now() - INTERVAL {SPARK_MINUTES + 1} MINUTE
       AND occurred_at <= now()
     GROUP BY ALL
 ),
