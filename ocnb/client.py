@@ -293,7 +293,8 @@ class GatewayClient:
         return self
 
     def wait_until_live(self, timeout: float = 30.0) -> GatewayClient:
-        """Block until the client is live; raise its error if it failed, `TimeoutError` else."""
+        """Block until the client is live; raise its error if it failed, `GatewayUnreachable`
+        once nothing answers at the URL (see `unreachable`), `TimeoutError` else."""
         deadline = time.monotonic() + timeout
         refusals = self.stats.refusals
         with self._status_changed:

@@ -532,12 +532,12 @@ def demo(
     `history`: how much of the fleet's recent past the demo plays at once after the fleet
     connects, so the first look is a fleet at work: the scenario starts that long ago and
     catches up with the clock. True (the default) plays the last 30 minutes, less for a fleet
-    so large that they would hold more than ~2,000 runs; a duration (`"2h"`) plays exactly that;
-    False nothing."""
-    played = _history_seconds(history, demo_options)
-    paused = demo_options.pop("paused", False)
-    if played and not wait:
+    so large that they would hold more than ~2,000 runs, and nothing with `wait=False`; a
+    duration (`"2h"`) plays exactly that; False nothing."""
+    if not wait and history is not True and _history_seconds(history, demo_options):
         raise ValueError("history= is played to the connected fleet: it needs wait=True")
+    played = _history_seconds(history, demo_options) if wait else 0.0
+    paused = demo_options.pop("paused", False)
     start_ms = demo_options.pop("start_ms", int((time.time() - played) * 1000))
     gateway = DemoGateway(**demo_options, start_ms=start_ms, paused=True).start()
     fleet = Fleet(store)

@@ -137,8 +137,8 @@ totals AS (  -- costs summed as decimals: a float sum's last digits depend on th
            sum(cost_usd::DECIMAL(18, 9))::DOUBLE AS cost_total,
            (sum(total_tokens) FILTER (WHERE NOT baseline AND ts >= current_date))::BIGINT
                AS tokens_today,
-           (sum(cost_usd::DECIMAL(18, 9)) FILTER (WHERE NOT baseline AND ts >= current_date))::DOUBLE
-               AS cost_today
+           (sum(cost_usd::DECIMAL(18, 9))
+               FILTER (WHERE NOT baseline AND ts >= current_date))::DOUBLE AS cost_today
     FROM spend GROUP BY ALL
 )
 SELECT a.gateway, a.agent_id, a.name, a.emoji, a.model,

@@ -183,6 +183,19 @@ class RealGateway:
                         raise
                     client.wait_for_change(client.status, 0.5)
 
+    def __enter__(self) -> RealGateway:
+        """Started and ready (stopped again if it never gets ready)."""
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         """Signal the gateway's whole process group and wait for it to go."""
         process = self.process

@@ -28,13 +28,8 @@ def own_address() -> str:
 
 @pytest.fixture(scope="module")
 def lan_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealGateway]:
-    gateway = RealGateway(V4_VERSION, tmp_path_factory.mktemp("openclaw"), bind="lan")
-    try:
-        gateway.start()
-        gateway.wait_ready()
+    with RealGateway(V4_VERSION, tmp_path_factory.mktemp("openclaw"), bind="lan") as gateway:
         yield gateway
-    finally:
-        gateway.stop()
 
 
 def test_a_new_remote_device_is_paired_with_the_gateways_own_cli(lan_gateway: RealGateway) -> None:

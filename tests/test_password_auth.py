@@ -20,13 +20,9 @@ pytestmark = [pytest.mark.gateway, pytest.mark.timeout(300)]
 def gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RealGateway]:
-    gateway = RealGateway(request.param, tmp_path_factory.mktemp("openclaw"), password=True)
-    try:
-        gateway.start()
-        gateway.wait_ready()
+    home = tmp_path_factory.mktemp("openclaw")
+    with RealGateway(request.param, home, password=True) as gateway:
         yield gateway
-    finally:
-        gateway.stop()
 
 
 def test_a_password_from_the_environment_connects(
