@@ -534,9 +534,11 @@ def demo(
     catches up with the clock. True (the default) plays the last 30 minutes, less for a fleet
     so large that they would hold more than ~2,000 runs, and nothing with `wait=False`; a
     duration (`"2h"`) plays exactly that; False nothing."""
-    if not wait and history is not True and _history_seconds(history, demo_options):
-        raise ValueError("history= is played to the connected fleet: it needs wait=True")
-    played = _history_seconds(history, demo_options) if wait else 0.0
+    played = _history_seconds(history, demo_options)
+    if not wait:
+        if played and history is not True:
+            raise ValueError("history= is played to the connected fleet: it needs wait=True")
+        played = 0.0
     paused = demo_options.pop("paused", False)
     start_ms = demo_options.pop("start_ms", int((time.time() - played) * 1000))
     gateway = DemoGateway(**demo_options, start_ms=start_ms, paused=True).start()

@@ -687,7 +687,8 @@ def usage_totals(sessions: list[Session]) -> dict[str, Any]:
 
 
 def _cache_status(world: World, cached: list[Session] | None = None) -> dict[str, Any]:
-    """Fresh, or `refreshing` while answers come from `cached` (the files changed since pend)."""
+    """Fresh, or `refreshing` while answers come from `cached` (the sessions changed since
+    then are the files pending)."""
     if cached is None:
         return {
             "status": "fresh",
