@@ -39,7 +39,7 @@ from _process import GatewayProcess
 from websockets.asyncio.client import ClientConnection, connect
 
 import ocnb
-from ocnb.ingest import Append, Op
+from ocnb.ops import Append, Op
 from ocnb.protocol import Event, connect_params, decode_frame, encode_request, parse_challenge
 from ocnb.schema import LOG_SCHEMA, insert_sql
 from ocnb.store import MEMORY_LIMIT, arrow_schema

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ocnb.errors import describe
-from ocnb.ingest import Upsert
+from ocnb.ops import Upsert
 
 if TYPE_CHECKING:
     from ocnb.fleet import Fleet

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from ssl import SSLCertVerificationError, SSLContext
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -41,12 +41,13 @@ from ocnb.errors import (
     RpcError,
     describe,
 )
+from ocnb.ops import GatewayStatus
 from ocnb.protocol import CloseCode, Event, Hello, Response
 from ocnb.secret import Secret
 
 log = logging.getLogger(__name__)
 
-Status = Literal["idle", "connecting", "syncing", "live", "reconnecting", "failed", "closed"]
+Status = GatewayStatus  # all but `polling (HTTP)`, which only the HTTP side says
 EventHandler = Callable[[Event], None]
 StatusHandler = Callable[[Status], None]
 SyncHook = Callable[["GatewayClient"], Awaitable[None]]

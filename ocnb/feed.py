@@ -1,8 +1,9 @@
-"""`GatewayFeed`: keeps one gateway's part of the store current, through its client.
+"""`GatewayFeed`: keeps one gateway's part of the store current, through its link.
 
-Its handlers run on the client's loop thread: they turn each event into store operations
-(never touching DuckDB) and react to what events imply — a roster change means re-reading
-`agents.list`, a stale v3 row means `sessions.describe`. Its `sync` runs on every (re)connect.
+A thin executor: each input goes to the `Ingestor`, which says what it means (store operations
+and follow-ups); the feed submits the operations to the store's writer and makes the follow-up
+reads (a roster re-read, a v3 `sessions.describe`, a re-sync). Its `sync` runs on every
+(re)connect. It owns the gateway's status, which it logs to the store.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import threading
 import time
 from collections.abc import Coroutine
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from websockets.exceptions import InvalidHandshake
-
-from ocnb.client import GatewayClient, Status
+from ocnb.client import GatewayClient
 from ocnb.errors import OcnbError
-from ocnb.ingest import Ingestor, Op, Upsert, usage_cache_status
+from ocnb.ingest import Ingestor, usage_cache_status
+from ocnb.link import FallbackLink, Link, allows_fallback
+from ocnb.ops import Describe, FollowUp, GatewayStatus, Op, RefetchRoster, Resync, Upsert
 from ocnb.poll import HttpPoller
 from ocnb.protocol import Event
 from ocnb.secret import Secret
@@ -29,9 +29,6 @@ from ocnb.store import FleetStore
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
-POLLING = "polling (HTTP)"
-PATH_FAILURES = 2  # failed upgrades in a row before trying the HTTP side
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NO_LIMIT = 1_000_000  # "everything" where a method has no paging
 ROSTER_DEBOUNCE = 0.5
 DESCRIBE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # v3 re-reads after a run's end
@@ -40,13 +37,6 @@ USAGE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # a usage cache refreshing
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def allows_fallback(url: str) -> bool:
-    """HTTP polling sends the shared secret as a bearer header on every request: by default
-    only where that cannot cross a network in clear text (loopback, or TLS)."""
-    parts = urlsplit(url)
-    return parts.scheme == "wss" or parts.hostname in LOOPBACK
 
 
 def all_time_usage_params(protocol: int) -> dict[str, Any]:
@@ -59,7 +49,8 @@ def all_time_usage_params(protocol: int) -> dict[str, Any]:
 
 
 class GatewayFeed:
-    """Feeds one gateway into a store through a client of its own (started by `start()`)."""
+    """Feeds one gateway into a store through a link of its own (started by `start()`), and
+    owns the status the fleet, the store's `gateways` table and the grid show."""
 
     def __init__(
         self,
@@ -80,21 +71,26 @@ class GatewayFeed:
         if transport not in ("ws", "http"):
             raise ValueError(f"transport must be 'ws' or 'http', not {transport!r}")
         client = GatewayClient(url, token, on_sync=self.sync, **client_options)
-        self.client = client
-        self.transport = transport
-        self.fallback = allows_fallback(client.url) if fallback is None else fallback
-        self.poller = HttpPoller(
+        poller = HttpPoller(
             client.credentials,
-            self._ingest_event,
-            on_state=lambda _: self._log_status(),
             interval=poll_interval,
             agent=agent,
             verify=client_options.get("ssl") or True,
         )
-        self._path_failures = 0
-        self._falling_back = threading.Lock()
+        fallback = allows_fallback(client.url) if fallback is None else fallback
+        self.client = client  # the WebSocket: also for the calls a user makes (`Fleet.call`)
+        self.link: Link = (
+            poller
+            if transport == "http"
+            else FallbackLink(client, poller, agent_hint=self._agent_for_http)
+            if fallback
+            else client
+        )
         self._ingesting = threading.Lock()  # ordinals are given in the order ops are submitted
         self._buffered: list[Op] = []  # live events' ops, submitted once per loop iteration
+        self._status_changed = threading.Condition()
+        self._closed = False
+        self._said: dict[str, Any] = {}  # the status last logged
         self.store = store
         self.name = name
         self.ingestor = Ingestor(name, ordinal=time.time_ns() // 1000)  # rises across restarts
@@ -104,9 +100,8 @@ class GatewayFeed:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._roster_pending = False
         self._describe_pending: dict[str, bool] = {}  # session key -> after a run's end
-        client.on_any(self._on_event)
-        client.on_status(self._on_status)
-        client.on_connect_failed(self._on_connect_failed)
+        self.link.on_any(self._on_event)
+        self.link.on_status(self._on_status)
 
     # --- the sync ------------------------------------------------------------------------------
 
@@ -163,7 +158,7 @@ class GatewayFeed:
             params = {"limit": NO_LIMIT}
 
         async def fetch() -> tuple[int, Any]:
-            return offset, await self.client.acall("sessions.list", params)
+            return offset, await self.link.acall("sessions.list", params)
 
         request = asyncio.ensure_future(fetch())
         await asyncio.sleep(0)  # its first step sends it: the gateway works while we ingest
@@ -186,7 +181,7 @@ class GatewayFeed:
         """One `sessions.usage` answer for every session and all time, or None."""
         params = all_time_usage_params(self.ingestor.protocol)
         try:
-            return await self.client.acall("sessions.usage", params, timeout=60)
+            return await self.link.acall("sessions.usage", params, timeout=60)
         except OcnbError as exc:  # optional: totals then start from what is seen live
             log.warning("%s: no sessions.usage (%s); totals count from now on", self.name, exc)
             return None
@@ -216,7 +211,7 @@ class GatewayFeed:
 
     async def _refresh_roster(self) -> None:
         as_of = _now_ms()
-        payload = await self.client.acall("agents.list")
+        payload = await self.link.acall("agents.list")
         self._log("agents.list", payload, as_of=as_of)
 
     @property
@@ -233,11 +228,6 @@ class GatewayFeed:
             self._submit(ops)
         return ops
 
-    def _ingest_event(self, event: Event) -> None:
-        """Ingest an event now (the HTTP poller's, from its thread)."""
-        with self._ingesting:
-            self._submit(self.ingestor.event(event, _now_ms()))
-
     def _submit(self, ops: list[Op]) -> None:
         """Submit the buffered ops, then `ops` (the caller holds `_ingesting`)."""
         if self._buffered:
@@ -249,109 +239,90 @@ class GatewayFeed:
             self._submit([])
 
     def _on_event(self, event: Event) -> None:
-        """A live event, on the loop thread: its ops wait for the others read in this loop
-        iteration and go to the store together (a loop callback: before any call's answer that
-        came after them is seen, so `Fleet.catch_up` still covers them)."""
-        with self._ingesting:
-            ops = self.ingestor.event(event, _now_ms())
-            if ops and not self._buffered:
-                asyncio.get_running_loop().call_soon(self._submit_buffered)
-            self._buffered += ops
-        name, data = event.event, event.payload if isinstance(event.payload, dict) else {}
-        if name in ("config.changed", "agent.config"):
-            self._schedule_roster()
-        elif name == "health":
-            ids = self.ingestor.health_agent_ids(data)
-            if ids is not None and self.ingestor.agent_ids and ids != self.ingestor.agent_ids:
-                self._schedule_roster()
-        elif name == "sessions.changed":
-            key = data.get("sessionKey")
-            if not isinstance(key, str):
-                self.client.request_resync()  # a rowless notice: the list as a whole changed
-            elif self.ingestor.protocol < 4 and data.get("reason") != "delete":
-                self._schedule_describe(key)  # v3 rows are partial and can be stale
-        elif name == "agent" and self.ingestor.protocol < 4:
-            phase = (
-                data.get("data", {}).get("phase") if isinstance(data.get("data"), dict) else None
-            )
-            key = data.get("sessionKey")
-            if phase in ("end", "error") and isinstance(key, str):
-                self._schedule_describe(key, run_ended=True)
+        """An event: the ingestor says what it means, the feed submits and follows up.
 
-    def _on_status(self, status: Status) -> None:
-        if status == "live" and self.poller.active:
-            log.warning("%s: WebSocket back; polling stops", self.name)
-            self.poller.stop()  # this connection's sync re-reads everything
-        self._path_failures = 0 if status == "live" else self._path_failures
+        On the loop thread, its ops wait for the others read in this loop iteration and go to
+        the store together (a loop callback: before any call's answer that came after them is
+        seen, so `Fleet.catch_up` still covers them); from the HTTP poller's thread, at once."""
+        with self._ingesting:
+            ops, follow_ups = self.ingestor.event(event, _now_ms())
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._submit(ops)
+            else:
+                if ops and not self._buffered:
+                    loop.call_soon(self._submit_buffered)
+                self._buffered += ops
+        for follow_up in follow_ups:
+            self._follow(follow_up)
+
+    def _follow(self, follow_up: FollowUp) -> None:
+        """Do what an input asked for (on the loop thread)."""
+        match follow_up:
+            case RefetchRoster():
+                if not self._roster_pending:
+                    self._roster_pending = True
+                    self._spawn(self._roster_later())
+            case Describe(key, run_ended):
+                pending = self._describe_pending.get(key)
+                self._describe_pending[key] = run_ended or bool(pending)
+                if pending is None:
+                    self._spawn(self._describe_later(key))
+            case Resync(reason):
+                log.info("%s: re-syncing: %s", self.name, reason)
+                self.client.request_resync()
+
+    def _on_status(self, status: GatewayStatus) -> None:
         self._log_status()
+        with self._status_changed:
+            self._status_changed.notify_all()
 
     def _log_status(self) -> None:
+        """Tell the store the status (once per change: its `gateways` row shows it)."""
         error = self.last_error
-        self._log("status", {"status": self.status, "lastError": str(error) if error else None})
+        said = {"status": self.status, "lastError": str(error) if error else None}
+        if said != self._said:
+            self._said = said
+            self._log("status", said)
 
-    # --- the HTTP fallback ------------------------------------------------------------------
+    # --- the status ------------------------------------------------------------------------
 
     @property
-    def status(self) -> str:
-        """The client's status, or `polling (HTTP)` while the HTTP side stands in for it."""
-        if self.poller.state == "polling":
-            return POLLING
-        if self.transport == "http":
-            return {"failed": "failed", "stopped": "closed"}.get(self.poller.state, "connecting")
-        return self.client.status
+    def status(self) -> GatewayStatus:
+        """The link's status (`polling (HTTP)` while HTTP stands in), `closed` once closed."""
+        return "closed" if self._closed else self.link.status
 
     @property
     def last_error(self) -> BaseException | None:
-        """The poller's while it stands in (or is all there is), else the client's."""
-        if self.poller.active or self.transport == "http":
-            return self.poller.last_error
-        return self.client.last_error
+        return self.link.last_error
+
+    def wait_for_change(self, seen: str, timeout: float) -> str:
+        """Block until the status is no longer `seen` or `timeout` passes; the status now."""
+        with self._status_changed:
+            if self.status == seen:
+                self._status_changed.wait(timeout)
+        return self.status
 
     def start(self) -> None:
-        """Connect: the WebSocket (falling back to HTTP polling if allowed), or HTTP only."""
-        if self.transport == "http":
-            self.poller.start()
-        else:
-            self.client.start()
+        """Connect, in the background."""
+        self.link.start()
 
     def close(self) -> None:
-        self.client.close()
-        self.poller.close()
+        """Disconnect; the store's last word on this gateway is `closed`."""
+        self._closed = True
+        self.link.close()
+        self._on_status("closed")
 
-    def _on_connect_failed(self, error: BaseException) -> None:
-        """Upgrades refused or timing out, twice in a row: try the HTTP side (on a thread)."""
-        path_like = isinstance(error, InvalidHandshake | TimeoutError)
-        self._path_failures = self._path_failures + 1 if path_like else 0
-        if self.fallback and self._path_failures >= PATH_FAILURES and not self.poller.active:
-            threading.Thread(target=self._fall_back, name="ocnb-fallback", daemon=True).start()
-
-    def _fall_back(self) -> None:
-        if not self._falling_back.acquire(blocking=False):
-            return  # another failure's probe is under way
-        try:
-            if not self.poller.active and self.poller.healthz():
-                self._start_polling()
-        finally:  # else the gateway itself is away, not just its WebSocket path
-            self._falling_back.release()
-
-    def _start_polling(self) -> None:
-        if self.poller.agent is None and len(self.ingestor.agent_ids) > 1:
-            self.poller.agent = self.ingestor.default_agent_id or min(self.ingestor.agent_ids)
-        log.warning(
-            "%s: the WebSocket path is blocked (%s) but HTTP answers: polling every %g s",
-            self.name, self.client.last_error, self.poller.interval,
-        )  # fmt: skip
-        self.poller.start()
+    def _agent_for_http(self) -> str | None:
+        """The agent HTTP tool calls run as: the default one where several are configured."""
+        ids = self.ingestor.agent_ids
+        return self.ingestor.default_agent_id or min(ids) if len(ids) > 1 else None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _schedule_roster(self) -> None:
-        if not self._roster_pending:
-            self._roster_pending = True
-            self._spawn(self._roster_later())
 
     async def _roster_later(self) -> None:
         await asyncio.sleep(ROSTER_DEBOUNCE)
@@ -361,20 +332,11 @@ class GatewayFeed:
         except OcnbError as exc:
             log.warning("%s: agents.list after a roster change failed: %s", self.name, exc)
 
-    def _schedule_describe(self, key: str, run_ended: bool = False) -> None:
-        """Re-read a v3 session row soon; after a run's end, again and again for ~16 s: v3
-        saves the run's tokens some time after announcing the end, and says nothing then
-        (when is not knowable from the row: its `updatedAt` moves before the tokens land)."""
-        pending = self._describe_pending.get(key)
-        self._describe_pending[key] = run_ended or bool(pending)
-        if pending is None:
-            self._spawn(self._describe_later(key))
-
     async def _describe_later(self, key: str) -> None:
         for delay in DESCRIBE_DELAYS:
             await asyncio.sleep(delay)
             try:
-                answer = await self.client.acall("sessions.describe", {"key": key})
+                answer = await self.link.acall("sessions.describe", {"key": key})
             except OcnbError as exc:
                 log.warning("%s: sessions.describe %s failed: %s", self.name, key, exc)
                 break

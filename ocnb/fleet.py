@@ -21,9 +21,10 @@ from ocnb.alerts import Alert, AlertBook, Firing, Rule
 from ocnb.auth import MemoryDeviceTokens, resolve_url
 from ocnb.client import GatewayClient
 from ocnb.demo import DemoGateway
-from ocnb.errors import describe
-from ocnb.feed import POLLING, GatewayFeed
+from ocnb.errors import ClientClosed, OcnbError, describe
+from ocnb.feed import GatewayFeed
 from ocnb.history import as_utc
+from ocnb.ops import READY, STATUS_ORDER
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
 
@@ -33,17 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOTIFY_INTERVAL = 0.25
-STATUS_ORDER = (
-    "failed",
-    "closed",
-    "reconnecting",
-    "connecting",
-    "idle",
-    "syncing",
-    POLLING,
-    "live",
-)
-READY = ("live", POLLING)
 STORE_FAILING = "store failing"
 PROGRESS_THRESHOLD = 1000
 DEMO_HISTORY_SECONDS = 30 * 60.0
@@ -434,14 +424,13 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
     started, refusals = time.monotonic(), feed.client.stats.refusals
     try:
         while True:
-            seen = feed.client.status  # read before the check: a change after it ends the wait
-            status = feed.status
+            status = feed.status  # read before the checks: a change after them ends the wait
             if status in READY:
                 break
-            if status in ("failed", "closed"):
-                if feed.last_error is not None:
-                    raise feed.last_error
-                feed.client.wait_until_live(0)  # raises the client's error
+            if status == "failed":
+                raise feed.last_error or OcnbError(f"{feed.name} failed")
+            if status == "closed":
+                raise ClientClosed(f"{feed.name} was closed")
             if (unreachable := feed.client.unreachable(refusals)) is not None:
                 raise unreachable
             if progress and status_line is None and time.monotonic() - started > STATUS_AFTER:
@@ -462,7 +451,7 @@ def _wait_for_feed(feed: GatewayFeed, deadline: float, timeout: float, progress:
                     f"{feed.name} not live after {timeout:g} s "
                     f"(status {status}, last error: {feed.last_error!r})"
                 )
-            feed.client.wait_for_change(seen, min(0.1, remaining))
+            feed.wait_for_change(status, min(0.1, remaining))
         if bar is not None and feed.total_sessions is not None:  # live: the sync is complete
             bar.update(feed.total_sessions - bar.n)
     finally:

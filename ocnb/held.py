@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ocnb.ingest import TERMINAL_STATUSES
+from ocnb.ops import TERMINAL_STATUSES
 
 Key = tuple[Any, ...]
 MAX_KEYS = 200_000  # per table (~40 MB): runs and usage grow with a fleet's whole history

@@ -19,7 +19,8 @@ import pandas as pd
 
 from ocnb import checkpoints
 from ocnb.errors import InvalidTime
-from ocnb.ingest import Ingestor, Op
+from ocnb.ingest import Ingestor
+from ocnb.ops import Op
 from ocnb.protocol import Event
 from ocnb.schema import STATE_KEYS
 from ocnb.store import PastStore
@@ -129,7 +130,7 @@ def _replay_gateway(
             event = Event(
                 row["kind"], _loads(row["payload"]), row["seq"], _loads(row["state_version"])
             )
-            ops += ingestor.event(event, row["received_at"])
+            ops += ingestor.event(event, row["received_at"]).ops
         store.submit(ops)
     store.submit(syncs_before(math.inf))
 

@@ -1,7 +1,10 @@
-"""Gateway payloads (v3 and v4) turned into store operations: plain Python rows, no DuckDB.
+"""Gateway payloads (v3 and v4) turned into what they mean: store operations (plain Python
+rows, no DuckDB) and follow-ups (reads the feed makes next: a roster re-read, a v3 describe,
+a re-sync).
 
-The loop thread calls these for every event and sync page; the store's writer applies the
-operations in batches. Nothing here does I/O, so it is tested by feeding it payloads.
+Every decision about a payload is made here, once: the feed only executes what comes back and
+the store's writer applies the operations in batches. Nothing here does I/O, so it is tested by
+feeding it payloads.
 """
 
 from __future__ import annotations
@@ -10,61 +13,25 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
+from ocnb.ops import (
+    TERMINAL_STATUSES,
+    Append,
+    Describe,
+    FollowUp,
+    Ingested,
+    Op,
+    Rebase,
+    RefetchRoster,
+    ReplacePresence,
+    Resync,
+    Sweep,
+    Upsert,
+)
 from ocnb.protocol import INT64_MAX, Event, Hello
-
-TERMINAL_STATUSES = frozenset({"done", "failed", "killed", "interrupted", "timeout"})
-
-
-@dataclass(frozen=True, slots=True)
-class Upsert:
-    """Insert a row or merge it into the row with the same key (by the table's rules)."""
-
-    table: Literal["sessions", "runs", "agents", "gateways", "session_usage", "alerts"]
-    row: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Append:
-    """Append a row to a log table; `usage` rows with a known key are skipped."""
-
-    table: Literal["events", "usage", "sync_log"]
-    row: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ReplacePresence:
-    """The gateway's full presence list at `version`; older versions are dropped."""
-
-    gateway: str
-    version: int
-    rows: list[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class Sweep:
-    """After a full sync: rows of `gateway` not in `keep` and older than `before` are gone."""
-
-    table: Literal["sessions", "agents"]
-    gateway: str
-    keep: frozenset[str]
-    before: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rebase:
-    """A re-sync begins: the gateway's answer as of `before` supersedes every session row of
-    `gateway` held from earlier, even one newer than the gateway now reports (after a restart
-    a gateway can come back with older state than it last announced)."""
-
-    gateway: str
-    before: int
-
-
-Op = Upsert | Append | ReplacePresence | Sweep | Rebase
 
 
 def to_json(value: Any) -> str:
@@ -375,14 +342,17 @@ class Ingestor:
 
     # --- events ------------------------------------------------------------------------------
 
-    def event(self, event: Event, received_at: int) -> list[Op]:
-        """Every event goes to the log; the ones that describe state also update it."""
+    def event(self, event: Event, received_at: int) -> Ingested:
+        """Every event goes to the log; the ones that describe state also update it, and the
+        ones that imply more than they carry ask for follow-ups."""
         data = _dict(event.payload)
         ops: list[Op] = [self._logged_event(event, data, received_at)] if self.logs else []
         handler = _EVENT_HANDLERS.get(event.event)
-        if handler is not None:
-            ops += handler(self, event, data, received_at)
-        return ops
+        if handler is None:
+            return Ingested(ops)
+        found = handler(self, event, data, received_at)
+        ops += found.ops
+        return Ingested(ops, found.follow_ups)
 
     def _logged_event(self, event: Event, data: dict[str, Any], received_at: int) -> Append:
         session_key = _str(data.get("sessionKey"))
@@ -406,13 +376,13 @@ class Ingestor:
             },
         )
 
-    def _sessions_changed(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+    def _sessions_changed(self, event: Event, data: dict[str, Any], now: int) -> Ingested:
         key = _str(data.get("sessionKey"))
         ts = _ms(data.get("ts")) or now
-        if key is None:
-            return []
+        if key is None:  # a rowless notice: the list as a whole changed
+            return Ingested([], (Resync("sessions.changed without a session key"),))
         if data.get("reason") == "delete":
-            return [self.session_gone(key, ts, _str(data.get("sessionId")))]
+            return Ingested([self.session_gone(key, ts, _str(data.get("sessionId")))])
         row = data.get("session")
         ops = self._event_row(row, ts)
         if row is None and data.get("reason") == "create":  # v3: a new session without a row
@@ -421,7 +391,8 @@ class Ingestor:
         phase, run_id = data.get("phase"), _str(data.get("runId"))
         if phase in ("end", "error") and run_id and isinstance(row, dict):
             ops.append(self._run_outcome(run_id, key, row))
-        return ops
+        # v3 rows are partial and can be stale: read the whole row
+        return Ingested(ops, (Describe(key),) if self.protocol < 4 else ())
 
     def _event_row(self, row: Any, version: int) -> list[Op]:
         """The session row an event carries: complete on v4, partial and possibly stale on v3."""
@@ -446,17 +417,17 @@ class Ingestor:
             error=_str(row.get("lastRunError")),
         )
 
-    def _session_message(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+    def _session_message(self, event: Event, data: dict[str, Any], now: int) -> Ingested:
         ops = self._event_row(data.get("session"), now)
         message = _dict(data.get("message"))
         usage = _dict(message.get("usage"))
         key = _str(data.get("sessionKey"))
         if message.get("role") != "assistant" or not usage or key is None:
-            return ops
+            return Ingested(ops)
         meta = _dict(message.get("__openclaw"))
         message_id = _str(data.get("messageId")) or _str(meta.get("id"))
         if message_id is None:
-            return ops
+            return Ingested(ops)
         tokens_in, tokens_out = _int(usage.get("input")), _int(usage.get("output"))
         total = _int(usage.get("totalTokens"))
         if total is None and tokens_in is not None and tokens_out is not None:
@@ -484,13 +455,21 @@ class Ingestor:
                 },
             )
         )
-        return ops
+        return Ingested(ops)
 
-    def _agent(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+    def _agent(self, event: Event, data: dict[str, Any], now: int) -> Ingested:
+        body, key = _dict(data.get("data")), _str(data.get("sessionKey"))
+        follow_ups: tuple[FollowUp, ...] = ()
+        if self.protocol < 4 and body.get("phase") in ("end", "error") and key is not None:
+            follow_ups = (Describe(key, run_ended=True),)  # v3 events carry no session row
+        return Ingested(self._run_progress(data, body, now), follow_ups)
+
+    def _run_progress(self, data: dict[str, Any], body: dict[str, Any], now: int) -> list[Op]:
+        """What an `agent` event's stream tells of its run: start, model, tokens, end."""
         run_id, key = _str(data.get("runId")), _str(data.get("sessionKey"))
         if run_id is None or key is None:
             return []
-        stream, body = data.get("stream"), _dict(data.get("data"))
+        stream = data.get("stream")
         ts = _ms(data.get("ts")) or now
         agent_id = _str(data.get("agentId"))
         if stream == "usage":
@@ -531,23 +510,28 @@ class Ingestor:
             ]
         return []
 
-    def _chat(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+    def _chat(self, event: Event, data: dict[str, Any], now: int) -> Ingested:
         run_id, key = _str(data.get("runId")), _str(data.get("sessionKey"))
         state = data.get("state")
         if run_id is None or key is None or state not in ("error", "aborted"):
-            return []
+            return Ingested([])
         agent_id = _str(data.get("agentId"))
         # the gateway's clock only: a run's start and end must be comparable
         ended = _ms(data.get("ts")) or _ms(_dict(data.get("message")).get("timestamp"))
         if state == "aborted":
-            return [self._run(run_id, key, agent_id=agent_id, status="killed", ended_at=ended)]
+            killed = self._run(run_id, key, agent_id=agent_id, status="killed", ended_at=ended)
+            return Ingested([killed])
         error = _str(data.get("errorMessage"))
-        return [
-            self._run(run_id, key, agent_id=agent_id, status="failed", error=error, ended_at=ended)
-        ]
+        failed = self._run(
+            run_id, key, agent_id=agent_id, status="failed", error=error, ended_at=ended
+        )
+        return Ingested([failed])
 
-    def _poll(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+    def _poll(self, event: Event, data: dict[str, Any], now: int) -> Ingested:
         """A change seen by HTTP polling (`ocnb.poll`): slim session rows only fill in."""
+        return Ingested(self._polled(data, now))
+
+    def _polled(self, data: dict[str, Any], now: int) -> list[Op]:
         reason, ts = data.get("reason"), _ms(data.get("ts")) or now
         key = _str(data.get("sessionKey"))
         if reason == "gone" and key is not None:
@@ -574,12 +558,22 @@ class Ingestor:
             return [Upsert("agents", row)]
         return []
 
-    def _presence(self, event: Event, data: dict[str, Any], now: int) -> list[Op]:
+    def _presence(self, event: Event, data: dict[str, Any], now: int) -> Ingested:
         entries = data.get("presence") if data else event.payload
         if not isinstance(entries, list):
-            return []
+            return Ingested([])
         version = _int(_dict(event.state_version).get("presence")) or 0
-        return [self.presence(entries, version)]
+        return Ingested([self.presence(entries, version)])
+
+    def _roster_changed(self, event: Event, data: dict[str, Any], now: int) -> Ingested:
+        """`config.changed` / `agent.config`: agents may have come or gone."""
+        return Ingested([], (RefetchRoster(),))
+
+    def _health(self, event: Event, data: dict[str, Any], now: int) -> Ingested:
+        """How v3 reveals roster changes: `health` lists other agents than the roster's."""
+        ids = self.health_agent_ids(data)
+        changed = ids is not None and bool(self.agent_ids) and ids != self.agent_ids
+        return Ingested([], (RefetchRoster(),) if changed else ())
 
     def _run(self, run_id: str, session_key: str, **fields: Any) -> Upsert:
         row: dict[str, Any] = {
@@ -593,13 +587,16 @@ class Ingestor:
         return Upsert("runs", row)
 
 
-_EVENT_HANDLERS = {
+_EVENT_HANDLERS: dict[str, Callable[[Ingestor, Event, dict[str, Any], int], Ingested]] = {
     "sessions.changed": Ingestor._sessions_changed,
     "session.message": Ingestor._session_message,
     "agent": Ingestor._agent,
     "chat": Ingestor._chat,
     "presence": Ingestor._presence,
     "poll": Ingestor._poll,
+    "config.changed": Ingestor._roster_changed,
+    "agent.config": Ingestor._roster_changed,
+    "health": Ingestor._health,
 }
 
 _SYNC_HANDLERS: dict[str, Callable[[Ingestor, Any, int], list[Op]]] = {

@@ -31,11 +31,19 @@ from ocnb.errors import (
     RateLimited,
     describe,
 )
+from ocnb.ops import POLLING, GatewayStatus
 from ocnb.protocol import Event
 
 log = logging.getLogger(__name__)
 
 PollState = Literal["idle", "connecting", "polling", "failed", "stopped"]
+_STATUS: dict[PollState, GatewayStatus] = {
+    "idle": "connecting",
+    "connecting": "connecting",
+    "polling": POLLING,
+    "failed": "failed",
+    "stopped": "closed",
+}
 SESSION_LIMIT = 1000
 AGENTS_EVERY = 6  # rounds between agent refreshes (one request per known agent)
 COMPARED = ("sessionId", "status", "updatedAt", "totalTokens", "model", "abortedLastRun")
@@ -54,9 +62,7 @@ class HttpPoller:
     def __init__(
         self,
         credentials: Credentials,
-        on_event: Callable[[Event], None],
         *,
-        on_state: Callable[[PollState], None] | None = None,
         interval: float = 5.0,
         agent: str | None = None,
         timeout: float = 30.0,
@@ -69,8 +75,8 @@ class HttpPoller:
         self.base = http_base(credentials.url)
         self.interval = interval
         self.agent = agent
-        self.on_event = on_event
-        self.on_state = on_state
+        self._event_handlers: tuple[Callable[[Event], None], ...] = ()
+        self._status_handlers: tuple[Callable[[GatewayStatus], None], ...] = ()
         self.state: PollState = "idle"
         self.last_error: OcnbError | None = None
         self.rounds = 0
@@ -85,6 +91,31 @@ class HttpPoller:
 
     def __repr__(self) -> str:
         return f"<HttpPoller {self.base} {self.state}, {self.rounds} rounds>"
+
+    # --- the link (see `ocnb.link.Link`) ------------------------------------------------------
+
+    @property
+    def status(self) -> GatewayStatus:
+        """The poller's state in the gateway's vocabulary: `polling (HTTP)` once a round works."""
+        return _STATUS[self.state]
+
+    def on_any(self, handler: Callable[[Event], None]) -> Callable[[Event], None]:
+        """Call `handler(event)` on the polling thread for every change a round finds."""
+        self._event_handlers = (*self._event_handlers, handler)
+        return handler
+
+    def on_status(
+        self, handler: Callable[[GatewayStatus], None]
+    ) -> Callable[[GatewayStatus], None]:
+        """Call `handler(status)` whenever the status changes."""
+        self._status_handlers = (*self._status_handlers, handler)
+        return handler
+
+    async def acall(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """Gateway methods need the WebSocket; over HTTP only the polled tools answer."""
+        raise OcnbError(f"{method}: not available while polling over HTTP")
 
     # --- the HTTP side ---------------------------------------------------------------------------
 
@@ -154,7 +185,8 @@ class HttpPoller:
             events += self._agent_changes(now)
         self.rounds += 1
         for event in events:
-            self.on_event(event)
+            for handler in self._event_handlers:
+                handler(event)
         return len(events)
 
     def _session_changes(self, rows: list[Any], *, complete: bool, now: int) -> list[Event]:
@@ -222,8 +254,8 @@ class HttpPoller:
     def _set_state(self, state: PollState) -> None:
         if state != self.state:
             self.state = state
-            if self.on_state is not None:
-                self.on_state(state)
+            for handler in self._status_handlers:
+                handler(self.status)
 
     def _run(self, stop: threading.Event) -> None:
         rng = random.Random()  # noqa: S311 - jitter, not cryptography

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocnb.ingest import TERMINAL_STATUSES
+from ocnb.ops import ONLINE, TERMINAL_STATUSES
 
 STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS sync_log (
 );
 """
 
-VIEWS = """
+_ONLINE = ", ".join(f"'{status}'" for status in ONLINE)  # the feeds' statuses (`ocnb.ops`)
+VIEWS = f"""
 -- Lifetime spend, per session instance: one `sessions.usage` total and the messages seen after
 -- it. A gateway's total can fall behind what ocnb saw (2026.5.7 lists a reset or deleted
 -- session's instance with no usage after a restart; 2026.9.6 lists a deleted one under
@@ -143,7 +144,7 @@ totals AS (  -- costs summed as decimals: a float sum's last digits depend on th
 )
 SELECT a.gateway, a.agent_id, a.name, a.emoji, a.model,
        CASE WHEN a.removed
-                 OR coalesce(g.status, 'live') NOT IN ('live', 'syncing', 'polling (HTTP)')
+                 OR coalesce(g.status, 'live') NOT IN ({_ONLINE})
             THEN 'offline'
             WHEN w.active_sessions > 0 THEN 'working'
             WHEN r.last_run_status = 'failed' THEN 'error'
@@ -159,7 +160,7 @@ LEFT JOIN last_run r USING (gateway, agent_id)
 LEFT JOIN counts c USING (gateway, agent_id)
 LEFT JOIN totals t USING (gateway, agent_id)
 WHERE NOT a.removed;
-"""
+"""  # noqa: S608 - our own constants
 
 # After a full sync: a run still `running` here that began before the sync, on a session the
 # gateway shows with no run (or another one), or gone, ended unseen (e.g. a gateway restart).

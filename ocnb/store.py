@@ -28,7 +28,7 @@ import pyarrow as pa
 from ocnb import checkpoints
 from ocnb.errors import describe
 from ocnb.held import HeldRows
-from ocnb.ingest import Append, Op, Rebase, ReplacePresence, Sweep, Upsert
+from ocnb.ops import Append, Op, Rebase, ReplacePresence, Sweep, Upsert
 from ocnb.schema import (
     IDLE_SESSIONS_RUNS,
     INTERRUPTED_RUNS,

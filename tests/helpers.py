@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ocnb import FleetStore, GatewayClient
-from ocnb.ingest import Op
+from ocnb.ops import Op
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ocnb.feed import GatewayFeed
-from ocnb.ingest import Append, Op
+from ocnb.ops import Append, Op
 from ocnb.protocol import Event
 from ocnb.store import FleetStore
 
@@ -110,7 +110,7 @@ def test_the_next_page_is_asked_for_before_this_one_is_ingested(
             order.append(f"ingest {payload['sessions'][0]['key'][-1]}")
         return ingest(kind, payload, as_of)
 
-    monkeypatch.setattr(feed.client, "acall", acall)
+    monkeypatch.setattr(feed.link, "acall", acall)
     monkeypatch.setattr(feed, "_log", log)
     asyncio.run(feed._sync_sessions())
     assert order == ["ask 0", "ask 1", "ingest 0", "ask 2", "ingest 1", "ingest 2"]

@@ -18,7 +18,7 @@ import ocnb
 from ocnb import Fleet
 from ocnb.demo import DemoGateway
 from ocnb.fleet import _wait_for_feed
-from ocnb.ingest import Append
+from ocnb.ops import Append
 
 
 def test_after_activity_and_a_restart_the_store_equals_the_gateway(target: Target) -> None:
@@ -247,13 +247,8 @@ def test_repr_and_html_show_operations_the_store_dropped() -> None:
 
 class _Client:
     def __init__(self) -> None:
-        self.status, self.blocking_waits = "syncing", 0
+        self.status = "syncing"
         self.stats = ocnb.ClientStats()
-
-    def wait_for_change(self, seen: str, timeout: float) -> str:
-        if self.status == seen:  # a real client would sleep `timeout` here
-            self.blocking_waits += 1
-        return self.status
 
     def unreachable(self, since: int) -> None:
         return None
@@ -265,7 +260,7 @@ class _FeedTurningLive:
     name, total_sessions, synced_sessions, last_error = "gw", None, 0, None
 
     def __init__(self) -> None:
-        self.client, self.checked = _Client(), False
+        self.client, self.checked, self.blocking_waits = _Client(), False, 0
 
     @property
     def status(self) -> str:
@@ -274,8 +269,13 @@ class _FeedTurningLive:
             self.checked, self.client.status = True, "live"
         return status
 
+    def wait_for_change(self, seen: str, timeout: float) -> str:
+        if self.client.status == seen:  # a real feed would sleep `timeout` here
+            self.blocking_waits += 1
+        return self.client.status
+
 
 def test_waiting_for_live_wakes_at_once_when_the_sync_ends_right_after_the_check() -> None:
     feed = _FeedTurningLive()
     _wait_for_feed(feed, time.monotonic() + 5, 5, progress=False)  # type: ignore[arg-type]
-    assert feed.client.blocking_waits == 0
+    assert feed.blocking_waits == 0

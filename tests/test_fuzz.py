@@ -165,7 +165,7 @@ def test_any_event_payload_ingests_into_valid_rows(events: list[tuple[str, Any, 
     try:
         for name, payload, version in events:
             state = version if isinstance(version, dict) else None
-            store.submit(ingestor.event(Event(name, payload, 1, state), 1_795_000_000_000))
+            store.submit(ingestor.event(Event(name, payload, 1, state), 1_795_000_000_000).ops)
         store.flush()
         assert store.stats.errors == 0, store.stats.last_error
         logged = store.arrow("SELECT count(*) AS n FROM events").to_pylist()[0]["n"]
@@ -186,7 +186,7 @@ def test_any_frame_the_client_accepts_ingests_into_valid_rows(frames: list[str])
             with contextlib.suppress(ProtocolError):
                 event = decode_frame(text)
                 if isinstance(event, Event):
-                    store.submit(ingestor.event(event, 1_795_000_000_000))
+                    store.submit(ingestor.event(event, 1_795_000_000_000).ops)
                     accepted += 1
         store.flush()
         assert store.stats.errors == 0, store.stats.last_error

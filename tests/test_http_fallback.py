@@ -13,7 +13,7 @@ import ocnb
 from ocnb import Fleet
 from ocnb.auth import Credentials
 from ocnb.demo import DemoGateway
-from ocnb.feed import allows_fallback
+from ocnb.link import allows_fallback
 from ocnb.poll import HttpPoller, http_base
 
 # poll often, and retry the WebSocket within seconds (not the default 30 s) once unblocked
@@ -128,7 +128,7 @@ def test_http_errors_are_typed_and_carry_retry_after(
         return httpx.Response(status, headers=headers, json=body)
 
     credentials = Credentials.resolve("ws://127.0.0.1:1/", "s3cret-token")
-    poller = HttpPoller(credentials, lambda event: None, transport=httpx.MockTransport(gateway))
+    poller = HttpPoller(credentials, transport=httpx.MockTransport(gateway))
     with pytest.raises(error) as caught:
         poller.poll_once()
     assert caught.value.retry_after == retry_after

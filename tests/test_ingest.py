@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ocnb.ingest import Append, Ingestor, ReplacePresence, Sweep, Upsert, agent_id_of
+import pytest
+
+from ocnb.ingest import Ingestor, agent_id_of
+from ocnb.ops import Append, Describe, RefetchRoster, ReplacePresence, Resync, Sweep, Upsert
 from ocnb.protocol import Event
 
 V4_ROW = {
@@ -67,7 +70,7 @@ def test_a_row_without_key_or_with_bad_types_is_handled() -> None:
 
 def test_every_event_is_logged_with_its_ids() -> None:
     event = Event("mystery.event", {"sessionKey": "agent:alpha:main", "runId": "r-9"}, seq=4)
-    ops = Ingestor("gw").event(event, 123)
+    ops = Ingestor("gw").event(event, 123).ops
     (log,) = ops_of(ops, Append, "events")
     assert log.row["agent_id"] == "alpha"
     assert (log.row["seq"], log.row["run_id"], log.row["event"]) == (4, "r-9", "mystery.event")
@@ -82,7 +85,7 @@ def test_sessions_changed_v4_upserts_a_full_row_and_the_runs_outcome() -> None:
         "ts": 2_000,
         "session": V4_ROW,
     }
-    ops = Ingestor("gw", protocol=4).event(Event("sessions.changed", payload, seq=1), 5)
+    ops = Ingestor("gw", protocol=4).event(Event("sessions.changed", payload, seq=1), 5).ops
     (session,) = ops_of(ops, Upsert, "sessions")
     assert session.row["partial"] is False
     (run,) = ops_of(ops, Upsert, "runs")
@@ -93,7 +96,7 @@ def test_sessions_changed_v4_upserts_a_full_row_and_the_runs_outcome() -> None:
 def test_v3_event_rows_are_partial() -> None:
     row = {k: v for k, v in V4_ROW.items() if k != "agentId"}
     payload = {"sessionKey": "agent:alpha:main", "phase": "start", "ts": 2_000, "session": row}
-    ops = Ingestor("gw", protocol=3).event(Event("sessions.changed", payload), 5)
+    ops = Ingestor("gw", protocol=3).event(Event("sessions.changed", payload), 5).ops
     (session,) = ops_of(ops, Upsert, "sessions")
     assert session.row["partial"] is True
     assert session.row["agent_id"] == "alpha"
@@ -107,7 +110,7 @@ def test_a_delete_marks_the_session_generation_gone() -> None:
         "reason": "delete",
         "ts": 9_000,
     }
-    ops = Ingestor("gw").event(Event("sessions.changed", payload), 5)
+    ops = Ingestor("gw").event(Event("sessions.changed", payload), 5).ops
     (gone,) = ops_of(ops, Upsert, "sessions")
     assert (gone.row["deleted"], gone.row["session_id"], gone.row["version"]) == (
         True,
@@ -124,7 +127,7 @@ def test_v3_create_without_a_row_still_records_the_session() -> None:
         "sessionId": "s-9",
         "label": "new",
     }
-    ops = Ingestor("gw", protocol=3).event(Event("sessions.changed", payload), 5)
+    ops = Ingestor("gw", protocol=3).event(Event("sessions.changed", payload), 5).ops
     (created,) = ops_of(ops, Upsert, "sessions")
     assert (created.row["session_id"], created.row["label"], created.row["partial"]) == (
         "s-9",
@@ -136,11 +139,15 @@ def test_v3_create_without_a_row_still_records_the_session() -> None:
 def test_lifecycle_events_build_a_run() -> None:
     ingestor = Ingestor("gw", protocol=3)
     base = {"runId": "r-2", "sessionKey": "agent:bravo:main", "stream": "lifecycle", "ts": 10}
-    start = ingestor.event(Event("agent", {**base, "data": {"phase": "start", "startedAt": 10}}), 0)
+    start = ingestor.event(
+        Event("agent", {**base, "data": {"phase": "start", "startedAt": 10}}), 0
+    ).ops
     end = ingestor.event(
         Event("agent", {**base, "data": {"phase": "end", "aborted": True, "endedAt": 90}}), 0
-    )
-    error = ingestor.event(Event("agent", {**base, "data": {"phase": "error", "error": "boom"}}), 0)
+    ).ops
+    error = ingestor.event(
+        Event("agent", {**base, "data": {"phase": "error", "error": "boom"}}), 0
+    ).ops
     (started,), (ended,), (failed,) = (ops_of(o, Upsert, "runs") for o in (start, end, error))
     assert (started.row["status"], started.row["started_at"], started.row["agent_id"]) == (
         "running",
@@ -173,7 +180,7 @@ def test_assistant_messages_record_usage() -> None:
         "message": message,
         "session": V4_ROW,
     }
-    ops = Ingestor("gw").event(Event("session.message", payload, seq=3), 60)
+    ops = Ingestor("gw").event(Event("session.message", payload, seq=3), 60).ops
     (usage,) = ops_of(ops, Append, "usage")
     assert (usage.row["message_id"], usage.row["run_id"], usage.row["cost_usd"]) == (
         "m-1",
@@ -182,10 +189,12 @@ def test_assistant_messages_record_usage() -> None:
     )
     assert (usage.row["total_tokens"], usage.row["ts"]) == (15, 50)
     user = {**payload, "message": {"role": "user", "content": "hi"}}
-    assert not ops_of(Ingestor("gw").event(Event("session.message", user), 60), Append, "usage")
+    assert not ops_of(Ingestor("gw").event(Event("session.message", user), 60).ops, Append, "usage")
     huge = {"input": 2**63 - 1, "output": 2**63 - 1}  # no totalTokens: their sum is no BIGINT
     summed = {**payload, "message": {**message, "usage": huge}}
-    (usage,) = ops_of(Ingestor("gw").event(Event("session.message", summed), 60), Append, "usage")
+    (usage,) = ops_of(
+        Ingestor("gw").event(Event("session.message", summed), 60).ops, Append, "usage"
+    )
     assert usage.row["total_tokens"] is None
 
 
@@ -216,7 +225,7 @@ def test_presence_events_replace_the_list_at_their_state_version() -> None:
         seq=2,
         state_version={"presence": 7, "health": 1},
     )
-    (replace,) = ops_of(Ingestor("gw").event(event, 0), ReplacePresence)
+    (replace,) = ops_of(Ingestor("gw").event(event, 0).ops, ReplacePresence)
     assert replace.version == 7
     assert replace.rows[0]["instance_id"] == "i-1"
 
@@ -238,3 +247,56 @@ def test_usage_baseline_reads_sessions_usage() -> None:
         0.1,
         9,
     )
+
+
+# --- follow-ups: what an event asks the feed to read next, decided from the payload alone -----
+
+ROSTER = {"agents": [{"id": "alpha"}, {"id": "bravo"}], "defaultId": "alpha"}
+KEY = "agent:alpha:main"
+LIFECYCLE = {"runId": "r-1", "sessionKey": KEY, "stream": "lifecycle", "ts": 10}
+FOLLOW_UPS = [  # (protocol, event, payload, follow-ups)
+    (3, "sessions.changed", {"sessionKey": KEY, "reason": "update"}, [Describe(KEY)]),
+    (4, "sessions.changed", {"sessionKey": KEY, "reason": "update", "session": V4_ROW}, []),
+    (3, "sessions.changed", {"sessionKey": KEY, "reason": "delete"}, []),
+    (
+        3,
+        "sessions.changed",
+        {"reason": "reset"},
+        [Resync("sessions.changed without a session key")],
+    ),
+    (4, "sessions.changed", {}, [Resync("sessions.changed without a session key")]),
+    (3, "agent", {**LIFECYCLE, "data": {"phase": "end"}}, [Describe(KEY, run_ended=True)]),
+    (3, "agent", {**LIFECYCLE, "data": {"phase": "error"}}, [Describe(KEY, run_ended=True)]),
+    (3, "agent", {**LIFECYCLE, "data": {"phase": "start"}}, []),
+    (4, "agent", {**LIFECYCLE, "data": {"phase": "end"}}, []),
+    (3, "config.changed", {}, [RefetchRoster()]),
+    (4, "config.changed", {}, [RefetchRoster()]),
+    (4, "agent.config", {"agentId": "alpha"}, [RefetchRoster()]),
+    (3, "health", {"agents": [{"agentId": "alpha"}, {"agentId": "charlie"}]}, [RefetchRoster()]),
+    (4, "health", {"agents": [{"agentId": "alpha"}, {"agentId": "bravo"}]}, []),
+    (3, "health", {"ok": True}, []),
+    (4, "poll", {"reason": "gone", "sessionKey": KEY, "ts": 5}, []),
+    (4, "tick", {"ts": 5}, []),
+]
+
+
+@pytest.mark.parametrize(("protocol", "name", "payload", "expected"), FOLLOW_UPS)
+def test_events_ask_for_the_follow_ups_their_protocol_needs(
+    protocol: int, name: str, payload: dict[str, Any], expected: list[Any]
+) -> None:
+    ingestor = Ingestor("gw", protocol=protocol)
+    ingestor.synced("agents.list", ROSTER, received_at=1)
+    assert list(ingestor.event(Event(name, payload), 20).follow_ups) == expected
+
+
+def test_health_before_any_roster_asks_for_nothing() -> None:
+    health = {"agents": [{"agentId": "alpha"}]}  # the sync reads the roster anyway
+    assert not Ingestor("gw", protocol=3).event(Event("health", health), 20).follow_ups
+
+
+def test_a_follow_up_does_not_replace_the_events_operations() -> None:
+    payload = {**LIFECYCLE, "data": {"phase": "end", "endedAt": 90}}
+    ops, follow_ups = Ingestor("gw", protocol=3).event(Event("agent", payload), 100)
+    (run,) = ops_of(ops, Upsert, "runs")
+    assert (run.row["status"], follow_ups) == ("done", (Describe(KEY, run_ended=True),))
+    assert ops_of(ops, Append, "events")  # and the event is logged

@@ -20,7 +20,8 @@ from helpers import SlowStore, wait_for
 
 from ocnb import held
 from ocnb.demo.flood import render
-from ocnb.ingest import Append, Ingestor, Rebase, ReplacePresence, Sweep, Upsert
+from ocnb.ingest import Ingestor
+from ocnb.ops import Append, Rebase, ReplacePresence, Sweep, Upsert
 from ocnb.protocol import decode_frame
 from ocnb.store import FleetStore
 
@@ -215,7 +216,7 @@ def test_a_durable_store_keeps_every_committed_batch_after_kill_9(tmp_path: Path
     path = tmp_path / "fleet.duckdb"
     script = textwrap.dedent(
         f"""
-        from ocnb.ingest import Append
+        from ocnb.ops import Append
         from ocnb.store import FleetStore
         store = FleetStore({str(path)!r})
         for batch in range(1_000_000):
@@ -375,7 +376,7 @@ def test_an_in_memory_store_larger_than_its_memory_limit_spills_and_streams() ->
     spill = Path(store._con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
     try:
         for seq, frame in enumerate(render(30_000, protocol=4), start=1):
-            store.submit(ingestor.event(decode_frame(f'{frame},"seq":{seq}}}'), seq))
+            store.submit(ingestor.event(decode_frame(f'{frame},"seq":{seq}}}'), seq).ops)
         logged = one(store, "SELECT count(*), sum(strlen(payload)) FROM events")[0]
         assert logged[0] == 30_000 and logged[1] > 50_000_000  # JSON beyond the limit
         assert any(spill.iterdir()), "nothing spilled"

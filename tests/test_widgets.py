@@ -14,7 +14,7 @@ from helpers import wait_for
 
 import ocnb
 from ocnb.demo import DemoGateway
-from ocnb.ingest import Upsert
+from ocnb.ops import Upsert
 from ocnb.widgets import FleetGrid, Refresher
 from ocnb.widgets.grid import HERE
 from ocnb.widgets.snapshot import agents_snapshot, unpack
