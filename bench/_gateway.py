@@ -10,7 +10,7 @@ import os
 import sys
 
 from ocnb.auth import TOKEN_VARIABLE
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from ocnb import DeviceIdentity, DeviceTokenStore, GatewayClient
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import ocnb
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 from ocnb.widgets.snapshot import agents_snapshot
 
 RESULTS = Path(__file__).parent / "results"

@@ -2,9 +2,9 @@
 
 import logging
 
-from ocnb import demo
 from ocnb.auth import Credentials, DeviceIdentity, DeviceTokenStore, MemoryDeviceTokens
 from ocnb.client import Backoff, ClientStats, GatewayClient
+from ocnb.demo_gateway import DemoGateway
 from ocnb.errors import (
     AuthError,
     CertificateError,
@@ -22,11 +22,10 @@ from ocnb.errors import (
     RpcError,
     ScopeError,
 )
-from ocnb.fleet import Fleet, connect
+from ocnb.fleet import Fleet, connect, demo
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
-
-__version__ = "0.1.0"
+from ocnb.version import __version__
 
 __all__ = [
     "AuthError",
@@ -36,6 +35,7 @@ __all__ = [
     "ClientStats",
     "ConnectionLost",
     "Credentials",
+    "DemoGateway",
     "DeviceIdentity",
     "DeviceTokenStore",
     "Fleet",

@@ -6,18 +6,23 @@ pandas way (`"5min"`, `"1h"`, `"1D"`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from ocnb.history import as_utc
-from ocnb.history import fleet_at as fleet_at  # the fleet at a past moment, with these helpers
-
-if TYPE_CHECKING:
-    from ocnb.fleet import Fleet
+from ocnb.fleet import Fleet
+from ocnb.history import past_store
+from ocnb.times import as_utc
 
 USAGE_GROUPS = {"agent": "agent_id", "model": "model", "gateway": "gateway"}
 EVENT_GROUPS = {"agent": "agent_id", "event": "event", "gateway": "gateway"}
+
+
+def fleet_at(fleet: Fleet, when: Any) -> Fleet:
+    """A read-only `Fleet` (no gateways; close it when done, before `fleet`) holding the state
+    `fleet`'s store had at `when` (any of `ocnb.times.TIME_FORMS`), rebuilt from its logs:
+    every frame method and helper here works on it."""
+    return Fleet(past_store(fleet.store, when))
 
 
 def _bucket_us(every: str) -> int:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from ocnb.auth import TOKEN_VARIABLE, ocnb_home, write_private_file
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 from ocnb.errors import OcnbError
 from ocnb.fleet import Fleet, connect
 

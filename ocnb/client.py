@@ -41,9 +41,11 @@ from ocnb.errors import (
     RpcError,
     describe,
 )
+from ocnb.loop import LoopThread
 from ocnb.ops import GatewayStatus
 from ocnb.protocol import CloseCode, Event, Hello, Response
 from ocnb.secret import Secret
+from ocnb.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +190,7 @@ class GatewayClient:
         self.stats = ClientStats()
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
 
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = LoopThread("ocnb-loop")
         self._supervisor: concurrent.futures.Future[None] | None = None
         self._supervisor_task: asyncio.Task[Any] | None = None
         self._ws: ClientConnection | None = None
@@ -259,7 +260,7 @@ class GatewayClient:
 
     def start(self) -> GatewayClient:
         """Start the loop thread and connect in the background; returns at once."""
-        if self._thread is not None:
+        if self._loop_thread.loop is not None:
             raise RuntimeError("this client was already started")
         if self._device_option is True:
             self._device = DeviceIdentity.load_or_create()
@@ -267,29 +268,10 @@ class GatewayClient:
             self._device = self._device_option
         if self._device is not None and self._device_tokens is None:
             self._device_tokens = DeviceTokenStore()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            self._connected = asyncio.Event()
-            self._resync_requested = asyncio.Event()
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                leftovers = asyncio.all_tasks(loop)
-                for task in leftovers:
-                    task.cancel()
-                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="ocnb-loop", daemon=True)
-        self._thread.start()
-        ready.wait()
-        self._supervisor = asyncio.run_coroutine_threadsafe(self._supervise(), loop)
+        self._connected = asyncio.Event()
+        self._resync_requested = asyncio.Event()
+        self._loop_thread.start()
+        self._supervisor = self._loop_thread.submit(self._supervise())
         self._supervisor.add_done_callback(self._supervisor_done)
         return self
 
@@ -361,7 +343,7 @@ class GatewayClient:
         Raises the matching `RpcError`, `RequestTimeout` or `ConnectionLost`. Do not call it
         from an event handler (the loop thread): that would deadlock, so it raises instead.
         """
-        if threading.current_thread() is self._thread:
+        if self._loop_thread.is_current():
             raise RuntimeError("call() on the client's own loop thread would deadlock; use acall()")
         timeout = self.request_timeout if timeout is None else timeout
         future = self._submit(self._request(method, params, timeout))
@@ -381,32 +363,27 @@ class GatewayClient:
         """`call()` for `await`: from a notebook cell, or from `on_sync` on the loop itself."""
         timeout = self.request_timeout if timeout is None else timeout
         coro = self._request(method, params, timeout)
-        if asyncio.get_running_loop() is self._loop:
+        if self._loop_thread.is_current():
             return await coro
         return await asyncio.wrap_future(self._submit(coro))
 
     def request_resync(self) -> None:
         """Ask for the `on_sync` hook to run again on the live connection."""
-        loop, event = self._loop, self._resync_requested
-        if loop is not None and event is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
+        event = self._resync_requested
+        if event is not None:
+            self._loop_thread.call_soon(event.set)
 
     def close(self, timeout: float = 10.0) -> None:
         """Disconnect, fail pending calls with `ClientClosed` and stop the loop thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or self._status == "closed":
+        if not self._loop_thread.running or self._status == "closed":
             self._set_status("closed")
             return
-        if not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout)
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(loop.stop)
-        if thread is not threading.current_thread():
-            thread.join(timeout)
+        with contextlib.suppress(RuntimeError):
+            self._loop_thread.run(self._shutdown(), timeout)
+        self._loop_thread.stop(timeout)
 
     def __enter__(self) -> GatewayClient:
-        if self._thread is None:
+        if self._loop_thread.loop is None:
             self.start()
         return self
 
@@ -416,14 +393,12 @@ class GatewayClient:
     # --- the loop thread -------------------------------------------------------------------
 
     def _submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        loop = self._loop
-        if loop is None:
+        if self._loop_thread.loop is None:
             coro.close()
             raise ClientClosed("the client was not started: call start() first")
         try:
-            return asyncio.run_coroutine_threadsafe(coro, loop)
+            return self._loop_thread.submit(coro)
         except RuntimeError:
-            coro.close()
             raise ClientClosed("the client is closed") from None
 
     def _set_status(self, status: Status) -> None:
@@ -516,7 +491,7 @@ class GatewayClient:
                 # whenever the store holds the reader back for 20 s (its pong waits behind the
                 # frames not read yet) and drop a healthy connection.
                 ping_interval=None,
-                user_agent_header=f"ocnb/{_version()}",
+                user_agent_header=f"ocnb/{__version__}",
                 **tls,
             )
         except InvalidURI as exc:
@@ -547,7 +522,7 @@ class GatewayClient:
             params = protocol.connect_params(
                 auth=auth,
                 challenge=challenge,
-                client_version=_version(),
+                client_version=__version__,
                 scopes=self.scopes,
                 caps=self.caps,
                 device=self._device,
@@ -814,9 +789,3 @@ def _we_refused_a_frame(ws: ClientConnection) -> bool:
     """The connection closed because a frame from the gateway was over `max_size`."""
     sent = ws.protocol.close_sent
     return sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG
-
-
-def _version() -> str:
-    from ocnb import __version__
-
-    return __version__

@@ -25,6 +25,7 @@ from ocnb.poll import HttpPoller
 from ocnb.protocol import Event
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
+from ocnb.times import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,6 @@ NO_LIMIT = 1_000_000  # "everything" where a method has no paging
 ROSTER_DEBOUNCE = 0.5
 DESCRIBE_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # v3 re-reads after a run's end
 USAGE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # a usage cache refreshing (~30 s)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def all_time_usage_params(protocol: int) -> dict[str, Any]:
@@ -111,7 +108,7 @@ class GatewayFeed:
         hello = client.hello
         assert hello is not None
         with self._ingesting:
-            self._submit(self.ingestor.hello(hello, client.url, _now_ms()))
+            self._submit(self.ingestor.hello(hello, client.url, now_ms()))
         usage = asyncio.ensure_future(self._sync_usage())
         try:
             await self._refresh_roster()
@@ -136,7 +133,7 @@ class GatewayFeed:
                 if isinstance(next_offset, int) and next_offset > offset:
                     request = await self._page_request(next_offset)
                 if started is None:  # the first page: what it shows supersedes all held before
-                    started = page.get("ts") if isinstance(page.get("ts"), int) else _now_ms()
+                    started = page.get("ts") if isinstance(page.get("ts"), int) else now_ms()
                     self._log("sessions.resync", {}, as_of=started)
                 ops = self._log("sessions.list", page)
                 keys.update(op.row["session_key"] for op in ops if isinstance(op, Upsert))
@@ -210,7 +207,7 @@ class GatewayFeed:
         self._log("sessions.usage", payload, as_of=as_of)  # checked by the ingestor
 
     async def _refresh_roster(self) -> None:
-        as_of = _now_ms()
+        as_of = now_ms()
         payload = await self.link.acall("agents.list")
         self._log("agents.list", payload, as_of=as_of)
 
@@ -224,7 +221,7 @@ class GatewayFeed:
     def _log(self, kind: str, payload: Any, as_of: Any = None) -> list[Op]:
         """Ingest a non-event input now (from any of the feed's threads); returns its ops."""
         with self._ingesting:
-            ops = self.ingestor.synced(kind, payload, received_at=_now_ms(), as_of=as_of)
+            ops = self.ingestor.synced(kind, payload, received_at=now_ms(), as_of=as_of)
             self._submit(ops)
         return ops
 
@@ -245,7 +242,7 @@ class GatewayFeed:
         the store together (a loop callback: before any call's answer that came after them is
         seen, so `Fleet.catch_up` still covers them); from the HTTP poller's thread, at once."""
         with self._ingesting:
-            ops, follow_ups = self.ingestor.event(event, _now_ms())
+            ops, follow_ups = self.ingestor.event(event, now_ms())
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:

@@ -20,13 +20,13 @@ import pyarrow as pa
 from ocnb.alerts import Alert, AlertBook, Firing, Rule
 from ocnb.auth import MemoryDeviceTokens, resolve_url
 from ocnb.client import GatewayClient
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 from ocnb.errors import ClientClosed, OcnbError, describe
 from ocnb.feed import GatewayFeed
-from ocnb.history import as_utc
 from ocnb.ops import READY, STATUS_ORDER
 from ocnb.secret import Secret
 from ocnb.store import FleetStore
+from ocnb.times import as_utc
 
 if TYPE_CHECKING:
     from ocnb.widgets import FleetGrid, Refresher

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-import pandas as pd
 
 from ocnb import checkpoints
 from ocnb.errors import InvalidTime
@@ -23,10 +21,8 @@ from ocnb.ingest import Ingestor
 from ocnb.ops import Op
 from ocnb.protocol import Event
 from ocnb.schema import STATE_KEYS
-from ocnb.store import PastStore
-
-if TYPE_CHECKING:
-    from ocnb.fleet import Fleet
+from ocnb.store import FleetStore, PastStore
+from ocnb.times import as_utc
 
 REPLAY_BATCH = 5_000
 
@@ -48,46 +44,21 @@ SELECT least((SELECT min(received_at) FROM events), (SELECT min(received_at) FRO
 """
 
 
-TIME_FORMS = (
-    "a datetime or pandas Timestamp (naive ones are UTC), an ISO 8601 string such as "
-    "'2026-11-24 10:00' or '2026-11-24T10:00:00+01:00', 'now', a duration ago such as "
-    "'90min ago' or '2h ago', or epoch milliseconds"
-)
-
-
-def as_utc(when: Any) -> pd.Timestamp:
-    """A moment, in any of the `TIME_FORMS`, as a UTC timestamp; `InvalidTime` if it is none."""
-    if isinstance(when, numbers.Real) and not isinstance(when, bool):  # numpy's numbers too
-        return pd.Timestamp(int(float(when)), unit="ms", tz="UTC")
-    try:
-        if isinstance(when, str) and when.strip().endswith(" ago"):
-            return pd.Timestamp.now("UTC") - pd.Timedelta(when.strip().removesuffix(" ago"))
-        stamp = pd.Timestamp(when)
-    except (ValueError, TypeError) as exc:
-        raise InvalidTime(f"cannot read {when!r} as a moment; give {TIME_FORMS}") from exc
-    if pd.isna(stamp):
-        raise InvalidTime(f"{when!r} is no moment; give {TIME_FORMS}")
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def fleet_at(fleet: Fleet, when: Any) -> Fleet:
-    """A read-only `Fleet` (no gateways; close it when done, before `fleet`) holding the state
-    `fleet`'s store had at `when`: agents, sessions, runs, usage, presence and the events up to
-    then. It starts from the newest checkpoint before `when` and replays what came after."""
-    from ocnb.fleet import Fleet
-
+def past_store(store: FleetStore, when: Any) -> PastStore:
+    """A read-only store beside `store` (close it first) holding the state `store` had at
+    `when`: agents, sessions, runs, usage, presence and the events up to then. It starts from
+    the newest checkpoint before `when` and replays what came after."""
     until = as_utc(when).to_pydatetime()
-    fleet.store.flush()
-    first = fleet.store.arrow(FIRST_INPUT)["first"][0].as_py()
+    store.flush()
+    first = store.arrow(FIRST_INPUT)["first"][0].as_py()
     if first is None or until < first:
         held = f"its history starts at {first:%Y-%m-%d %H:%M:%S} UTC" if first else "it is empty"
         raise InvalidTime(f"the store holds nothing at {until:%Y-%m-%d %H:%M:%S} UTC: {held}")
-    store = PastStore(fleet.store, until)
-    past = Fleet(store)
+    past = PastStore(store, until)
     try:
-        positions = checkpoints.restore(store.cursor(), store.source, STATE_KEYS, until)
-        _replay(store, positions)
-        store.flush(60)
+        positions = checkpoints.restore(past.cursor(), past.source, STATE_KEYS, until)
+        _replay(past, positions)
+        past.flush(60)
     except BaseException:
         past.close()
         raise

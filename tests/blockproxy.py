@@ -7,7 +7,7 @@ import asyncio
 
 from loopbackproxy import LoopbackProxy
 
-from ocnb.demo.http import pipe
+from ocnb.demo_gateway.http import pipe
 
 REFUSAL = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 from loopbackproxy import LoopbackProxy
 
-from ocnb.demo.http import READ_LIMIT, pipe
+from ocnb.demo_gateway.http import READ_LIMIT, pipe
 
 
 class ChaosProxy(LoopbackProxy):

@@ -11,7 +11,7 @@ from realgateway import V3_VERSION, V4_VERSION, RealGateway
 from targets import DemoTarget, RealTarget, Target
 
 from ocnb.auth import HOME_VARIABLE, PASSWORD_VARIABLE, TOKEN_VARIABLE, URL_VARIABLES
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """A scriptable stand-in for a gateway: a real WebSocket server on loopback, on its own thread.
 
 Each test scripts what it needs (answers, delays, errors, drops) and inspects what the client
-sent. It speaks just enough of the protocol for the client tests; `ocnb.demo` is the faithful one.
+sent. It speaks just enough of the protocol for the client tests; `ocnb.demo_gateway` is the
+faithful one.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import hashlib
 import itertools
 import json
 import ssl
-import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from ocnb.loop import LoopThread
 
 Answer = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -77,8 +79,7 @@ class FakeGateway:
         self.peers: list[Peer] = []
         self.attempts: list[float] = []  # when each TCP connection was accepted
         self.accept = True  # False: close every new connection before the challenge
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._loop_thread = LoopThread("fake-gateway")
         self._server: Server | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self.port = 0
@@ -86,15 +87,12 @@ class FakeGateway:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def __enter__(self) -> FakeGateway:
-        self._thread.start()
-        self.run(self._start())
+        self._loop_thread.start(self._start)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.run(self._stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+        self._loop_thread.stop(5)
 
     async def _start(self) -> None:
         self._server = await serve(self._handle, "127.0.0.1", 0, compression=None, ssl=self.tls)
@@ -112,9 +110,9 @@ class FakeGateway:
     def url(self) -> str:
         return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/"
 
-    def run(self, coro: Awaitable[Any], timeout: float = 10) -> Any:
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         """Run a coroutine on the server's loop from the test thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
+        return self._loop_thread.run(coro, timeout)
 
     # --- scripting helpers (call from the test thread) ---------------------------------------
 

@@ -8,7 +8,7 @@ from driver import Driver
 from realgateway import AGENTS, RealGateway
 
 from ocnb import GatewayClient
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 
 
 class Target:

@@ -14,7 +14,7 @@ from convergence import differences, usage_differences
 from helpers import wait_for
 
 import ocnb
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 
 # CI runs a short form; OCNB_CHAOS_SECONDS=120 is the full one (see the README)
 CHAOS_SECONDS = float(os.environ.get("OCNB_CHAOS_SECONDS", "20"))
@@ -31,8 +31,7 @@ def footprint(client: ocnb.GatewayClient) -> tuple[int, int, int]:
     async def tasks() -> int:
         return len(asyncio.all_tasks())
 
-    assert client._loop is not None
-    running = asyncio.run_coroutine_threadsafe(tasks(), client._loop).result(5)
+    running = client._loop_thread.run(tasks(), 5)
     threads = sum(thread.name.startswith("ocnb") for thread in threading.enumerate())
     return threads, running, len(client._pending)
 

@@ -44,7 +44,7 @@ def test_demo_report_shows_a_fleet_table_and_exits_zero_when_live(
 
 
 def test_watch_reports_a_wrong_token_clearly() -> None:
-    from ocnb.demo import DemoGateway
+    from ocnb.demo_gateway import DemoGateway
 
     with DemoGateway() as gateway:
         result = subprocess.run(

@@ -447,6 +447,7 @@ def test_bad_frames_are_counted_and_skipped(gateway: FakeGateway, frame: str | b
 
 def test_close_fails_pending_calls_and_stops_the_thread(gateway: FakeGateway) -> None:
     gateway.answer("never", delay=3600)
+    before = set(threading.enumerate())
     client = make_client(gateway).start()
     client.wait_until_live(10)
     caller, errors = call_in_background(client, gateway, "never")
@@ -454,7 +455,7 @@ def test_close_fails_pending_calls_and_stops_the_thread(gateway: FakeGateway) ->
     caller.join(5)
     assert isinstance(errors[0], ClientClosed)
     assert client.status == "closed"
-    assert client._thread is not None and not client._thread.is_alive()
+    assert not {t for t in set(threading.enumerate()) - before if t.name == "ocnb-loop"}
     with pytest.raises(ClientClosed):
         client.call("agents.list")
 

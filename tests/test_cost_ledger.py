@@ -12,7 +12,7 @@ from helpers import wait_for
 from realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
 
 import ocnb
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 
 FAST, SLOW, _ = (agent_id for agent_id, *_ in AGENTS)
 

@@ -20,8 +20,8 @@ from ocnb import (
     ScopeError,
     protocol,
 )
-from ocnb.demo import DemoGateway
-from ocnb.demo.world import World
+from ocnb.demo_gateway import DemoGateway
+from ocnb.demo_gateway.world import World
 
 FAST = Backoff(initial=0.02, maximum=0.2, jitter=0, healthy_after=60)
 

@@ -7,7 +7,7 @@ from driver import Driver
 from realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
 from recording import FIXTURES, REQUIRED_KINDS, Shape, compare, load, record_scenario
 
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 
 PROTOCOL_OF = {V4_VERSION: 4, V3_VERSION: 3}
 

@@ -18,7 +18,7 @@ from helpers import wait_for
 
 import ocnb
 from ocnb.auth import TOKEN_VARIABLE
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 from ocnb.store import FleetStore
 
 KILLS = 20

@@ -12,7 +12,7 @@ import pytest
 import ocnb
 from ocnb import analysis
 from ocnb.auth import URL_VARIABLES
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 from ocnb.errors import GatewayUnreachable, InvalidTime
 
 

@@ -16,7 +16,7 @@ from targets import Target
 
 import ocnb
 from ocnb import Fleet
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 from ocnb.fleet import _wait_for_feed
 from ocnb.ops import Append
 
@@ -174,7 +174,7 @@ def test_a_wrong_token_fails_connect_clearly() -> None:
 
 
 def test_ocnb_demo_is_callable_and_a_module() -> None:
-    assert ocnb.demo.DemoGateway is DemoGateway
+    assert ocnb.demo_gateway.DemoGateway is DemoGateway
     with ocnb.demo(seed=9, agents=2, sessions=3, run_rate=0) as fleet:
         assert len(fleet.agents()) == 2
 

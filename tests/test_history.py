@@ -17,9 +17,9 @@ from test_fleet import runs_finished
 import ocnb
 from ocnb import Fleet, FleetStore, checkpoints
 from ocnb.analysis import fleet_at
-from ocnb.demo import DemoGateway
-from ocnb.history import as_utc
+from ocnb.demo_gateway import DemoGateway
 from ocnb.ingest import Ingestor
+from ocnb.times import as_utc
 
 
 def snapshot(fleet: Fleet) -> dict[str, pd.DataFrame]:

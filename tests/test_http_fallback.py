@@ -12,7 +12,7 @@ from realgateway import V4_VERSION, RealGateway
 import ocnb
 from ocnb import Fleet
 from ocnb.auth import Credentials
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 from ocnb.link import allows_fallback
 from ocnb.poll import HttpPoller, http_base
 

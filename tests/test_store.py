@@ -19,7 +19,7 @@ import pytest
 from helpers import SlowStore, wait_for
 
 from ocnb import held
-from ocnb.demo.flood import render
+from ocnb.demo_gateway.flood import render
 from ocnb.ingest import Ingestor
 from ocnb.ops import Append, Rebase, ReplacePresence, Sweep, Upsert
 from ocnb.protocol import decode_frame

@@ -13,7 +13,7 @@ import pytest
 from helpers import wait_for
 
 import ocnb
-from ocnb.demo import DemoGateway
+from ocnb.demo_gateway import DemoGateway
 from ocnb.ops import Upsert
 from ocnb.widgets import FleetGrid, Refresher
 from ocnb.widgets.grid import HERE

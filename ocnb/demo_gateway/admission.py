@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ocnb import protocol
 from ocnb.auth import b64url_decode
-from ocnb.demo.refusals import Refusal, as_object, invalid_params
+from ocnb.demo_gateway.refusals import Refusal, as_object, invalid_params
 from ocnb.secret import Secret
 
 CLIENT_IDS = frozenset(

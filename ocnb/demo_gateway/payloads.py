@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ocnb.demo.world import Agent, Presence, Run, Session, World
+from ocnb.demo_gateway.world import Agent, Presence, Run, Session, World
 
 THINKING_LEVELS = [{"id": "off", "label": "off"}, {"id": "low", "label": "low"}]
 THINKING = {

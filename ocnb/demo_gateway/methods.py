@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ocnb.demo import payloads
-from ocnb.demo.refusals import Refusal, closed, integer, invalid_params, missing_scope
-from ocnb.demo.world import Happening, Session, World
+from ocnb.demo_gateway import payloads
+from ocnb.demo_gateway.refusals import Refusal, closed, integer, invalid_params, missing_scope
+from ocnb.demo_gateway.world import Happening, Session, World
 
 READ, WRITE, ADMIN = "operator.read", "operator.write", "operator.admin"
 SATISFIES = {READ: {READ, WRITE, ADMIN}, WRITE: {WRITE, ADMIN}, ADMIN: {ADMIN}}

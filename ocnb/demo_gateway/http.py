@@ -16,8 +16,8 @@ from typing import Any
 
 import h11
 
-from ocnb.demo import payloads
-from ocnb.demo.world import World
+from ocnb.demo_gateway import payloads
+from ocnb.demo_gateway.world import World
 
 READ_LIMIT = 65536
 MAX_BODY = 1 << 20

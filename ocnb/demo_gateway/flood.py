@@ -7,9 +7,9 @@ import json
 import time
 from typing import Any
 
-from ocnb.demo import payloads
-from ocnb.demo.events import frames_for
-from ocnb.demo.world import World
+from ocnb.demo_gateway import payloads
+from ocnb.demo_gateway.events import frames_for
+from ocnb.demo_gateway.world import World
 
 HEALTH_EVERY = 500  # one health event per this many others, as a busy gateway's timer would
 

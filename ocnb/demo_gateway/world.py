@@ -1,7 +1,7 @@
 """The demo fleet: agents, sessions and runs, advanced by a seeded scenario. No I/O.
 
 `World.advance(ms)` moves scenario time forward and returns what happened as `Happening`s;
-`ocnb.demo.payloads` turns them into the frames a real gateway would send. The same seed and
+`ocnb.demo_gateway.payloads` turns them into the frames a real gateway would send. The same seed and
 the same sequence of `advance` calls give the same happenings, ids included.
 """
 

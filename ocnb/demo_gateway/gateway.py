@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -22,13 +21,14 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ocnb.demo import flood, payloads
-from ocnb.demo.admission import Admission
-from ocnb.demo.events import frames_for
-from ocnb.demo.http import HttpFront
-from ocnb.demo.methods import Methods
-from ocnb.demo.refusals import Refusal
-from ocnb.demo.world import Happening, Run, World
+from ocnb.demo_gateway import flood, payloads
+from ocnb.demo_gateway.admission import Admission
+from ocnb.demo_gateway.events import frames_for
+from ocnb.demo_gateway.http import HttpFront
+from ocnb.demo_gateway.methods import Methods
+from ocnb.demo_gateway.refusals import Refusal
+from ocnb.demo_gateway.world import Happening, Run, World
+from ocnb.loop import LoopThread
 from ocnb.protocol import CloseCode
 from ocnb.secret import Secret
 
@@ -111,13 +111,11 @@ class DemoGateway:
         self._skip_seq = 0
         self._delays: dict[str, float] = {}
         self._paused = paused
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop_thread = LoopThread("ocnb-demo")
         self._server: Server | None = None
         self._front = HttpFront(self.world, self._token.reveal, self._ws_port) if http else None
         self._front_server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._started = threading.Event()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -141,44 +139,21 @@ class DemoGateway:
 
     def start(self) -> DemoGateway:
         """Start serving on a thread of its own; returns once the port is open."""
-        if self._thread is not None:
+        if self._loop_thread.loop is not None:
             raise RuntimeError("this demo gateway was already started")
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._open())
-            except BaseException as exc:
-                errors.append(exc)
-                self._started.set()
-                return
-            self._started.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="ocnb-demo", daemon=True)
-        self._thread.start()
-        self._started.wait()
-        if errors:
-            raise errors[0]
+        self._loop_thread.start(self._open)
         return self
 
     def stop(self) -> None:
         """Send `shutdown`, close every connection with 1012 and stop the thread."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or loop.is_closed():
+        if not self._loop_thread.running:
             return
         with contextlib.suppress(RuntimeError):
-            asyncio.run_coroutine_threadsafe(self._close(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+            self._loop_thread.run(self._close(), 10)
+        self._loop_thread.stop(10)
 
     def __enter__(self) -> DemoGateway:
-        if self._thread is None:
+        if self._loop_thread.loop is None:
             self.start()
         return self
 
@@ -224,8 +199,7 @@ class DemoGateway:
 
     def _call(self, fn: Callable[[], Any], timeout: float = 10) -> Any:
         """Run `fn` (a coroutine factory) on the gateway's loop and wait for it."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(timeout)
+        return self._loop_thread.run(fn(), timeout)
 
     # --- fault injection (call from any thread) -----------------------------------------------
 
@@ -309,9 +283,10 @@ class DemoGateway:
     def flood(
         self, count: int, variety: int = 5_000, rate: float | None = None
     ) -> list[tuple[int, float]]:
-        """Send `count` realistic events (see `ocnb.demo.flood`) to every subscribed client, as
-        fast as each takes them or at `rate` events/s, in bursts every 10 ms. For benchmarks:
-        returns each burst's first `seq` and wall-clock send time (of the last client)."""
+        """Send `count` realistic events (see `ocnb.demo_gateway.flood`) to every subscribed
+        client, as fast as each takes them or at `rate` events/s, in bursts every 10 ms. For
+        benchmarks: returns each burst's first `seq` and wall-clock send time (of the last
+        client)."""
         frames = flood.render(variety, self.protocol)
         burst = count if rate is None else max(1, round(rate / 100))
 

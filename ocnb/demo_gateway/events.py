@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocnb.demo import payloads
-from ocnb.demo.world import Happening, Run, World
+from ocnb.demo_gateway import payloads
+from ocnb.demo_gateway.world import Happening, Run, World
 
 
 def frames_for(happening: Happening, world: World, v: int) -> list[tuple[str, Any]]:
