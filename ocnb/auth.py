@@ -198,6 +198,7 @@ class DeviceIdentity:
 
     @property
     def device_id(self) -> str:
+        """The device's id: the hex SHA-256 of its public key, as the gateway derives it."""
         return self._device_id
 
     @property
@@ -226,6 +227,7 @@ class DeviceTokenStore:
         return f"DeviceTokenStore({str(self.path)!r})"
 
     def get(self, url: str, device_id: str, role: str) -> Secret | None:
+        """The token the gateway issued for (`url`, `device_id`, `role`), or None."""
         entry = self._read().get(self._key(url, device_id, role))
         token = entry.get("token") if isinstance(entry, dict) else None
         return _secret(token) if isinstance(token, str) else None
@@ -233,6 +235,7 @@ class DeviceTokenStore:
     def put(
         self, url: str, device_id: str, role: str, token: Secret, scopes: tuple[str, ...]
     ) -> None:
+        """Keep the token the gateway issued for (`url`, `device_id`, `role`) and its scopes."""
         entries = self._read()
         key = self._key(url, device_id, role)
         old = entries.get(key)
@@ -242,6 +245,7 @@ class DeviceTokenStore:
         self._write(entries)
 
     def forget(self, url: str, device_id: str, role: str) -> None:
+        """Drop the token the gateway issued for (`url`, `device_id`, `role`), if any."""
         entries = self._read()
         if entries.pop(self._key(url, device_id, role), None) is not None:
             self._write(entries)

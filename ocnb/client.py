@@ -78,6 +78,7 @@ class Backoff:
     pairing_retry: float = 10.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
+        """The delay before attempt number `attempt` (0-based), jittered by `rng`."""
         base = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
         spread = base * self.jitter
         return max(0.0, min(self.maximum, base + rng.uniform(-spread, spread)))
@@ -108,9 +109,11 @@ class ClientStats:
 
     @property
     def rpc_latency_ms_mean(self) -> float | None:
+        """Mean RPC latency in milliseconds, None before the first call."""
         return self.rpc_latency_ms_total / self.rpc_calls if self.rpc_calls else None
 
     def as_dict(self) -> dict[str, Any]:
+        """Every counter, and the mean RPC latency, as a plain dict."""
         data = asdict(self)
         data["rpc_latency_ms_mean"] = self.rpc_latency_ms_mean
         return data
@@ -205,26 +208,32 @@ class GatewayClient:
 
     @property
     def url(self) -> str:
+        """The gateway's WebSocket URL."""
         return self.credentials.url
 
     @property
     def status(self) -> Status:
+        """The connection's status: connecting, syncing, live, reconnecting, failed, closed."""
         return self._status
 
     @property
     def protocol(self) -> int | None:
+        """The protocol version the gateway speaks (3 or 4), once connected."""
         return self.hello.protocol if self.hello else None
 
     @property
     def server_version(self) -> str | None:
+        """The gateway's version (e.g. `2026.9.6`), once connected."""
         return self.hello.server_version if self.hello else None
 
     @property
     def granted_scopes(self) -> tuple[str, ...]:
+        """The scopes the gateway granted on the current connection."""
         return self.hello.scopes if self.hello else ()
 
     @property
     def device_id(self) -> str | None:
+        """This device's id (what an operator approves when pairing), or None."""
         return self._device.device_id if self._device else None
 
     def __repr__(self) -> str:

@@ -30,6 +30,7 @@ from ocnb.times import as_utc
 
 if TYPE_CHECKING:
     from ocnb.widgets import FleetGrid, Refresher
+    from ocnb.widgets.refresher import Refreshable
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class Fleet:
 
     @property
     def clients(self) -> dict[str, GatewayClient]:
+        """Each gateway's WebSocket client, by gateway name."""
         return {name: feed.client for name, feed in self._feeds.items()}
 
     @property
@@ -116,6 +118,7 @@ class Fleet:
 
     @property
     def last_error(self) -> BaseException | str | None:
+        """Why the fleet is not live: the store's error while it fails, else a gateway's."""
         if self.store.stats.pending:
             return self.store.stats.last_error
         for feed in self._feeds.values():
@@ -156,6 +159,7 @@ class Fleet:
         return self.store.df(query, params or None)
 
     def arrow(self, query: str, **params: Any) -> pa.Table:
+        """`sql()` as a pyarrow Table (no pandas conversion)."""
         return self.store.arrow(query, params or None)
 
     def snapshot(self) -> contextlib.AbstractContextManager[None]:
@@ -268,17 +272,19 @@ class Fleet:
         from ocnb.widgets import FleetGrid
 
         grid = FleetGrid(self, columns=columns, theme=theme)
-        self._refresher(refresh_hz).add(grid)
+        self.keep_fresh(grid, refresh_hz)
         return grid
 
-    def _refresher(self, hz: float | None) -> Refresher:
-        """The fleet's one refresher thread, started with the first view."""
+    def keep_fresh(self, widget: Refreshable, refresh_hz: float | None = None) -> Refresher:
+        """Refresh `widget` after store changes, on the fleet's one refresher thread (started
+        with the first widget, at `refresh_hz` or 4 a second); returns that refresher."""
         if self._refresh is None:
             from ocnb.widgets import Refresher
 
-            refresher = Refresher(hz or 4.0)
+            refresher = Refresher(refresh_hz or 4.0)
             self.on_change(lambda fleet: refresher.changed())
             self._refresh = refresher
+        self._refresh.add(widget)
         return self._refresh
 
     # --- the network ---------------------------------------------------------------------------
@@ -302,6 +308,7 @@ class Fleet:
         gateway: str | None = None,
         timeout: float | None = None,
     ) -> Any:
+        """`call()` for `await` in a notebook cell."""
         return await self._client(gateway).acall(method, params, timeout)
 
     def _client(self, gateway: str | None) -> GatewayClient:

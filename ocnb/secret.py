@@ -16,6 +16,7 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
+        """The secret itself: only for the one place that sends it."""
         return self._value
 
     def __repr__(self) -> str:

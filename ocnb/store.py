@@ -124,28 +124,37 @@ class FleetStore:
         """`max_queued`: operations waiting for the writer beyond which `submit` waits;
         `memory_limit`: what DuckDB may hold in memory (a DuckDB size, e.g. "1GB");
         `checkpoint_every`: logged inputs between checkpoints of the state (for `fleet_at`)."""
-        self.path = str(path) if path is not None else ":memory:"
-        self.max_queued = max_queued
         config: dict[str, Any] = {"memory_limit": memory_limit}
         # a file store spills next to its file; an in-memory one to a directory of its own
-        self._spill = None if path is not None else tempfile.TemporaryDirectory(prefix="ocnb-")
-        if self._spill is not None:
-            config["temp_directory"] = self._spill.name
+        spill = None if path is not None else tempfile.TemporaryDirectory(prefix="ocnb-")
+        if spill is not None:
+            config["temp_directory"] = spill.name
             # DuckDB's automatic checkpoints stall a commit for longer the larger the log (0.7 s
             # at 40,000 events, BENCHMARKS.md); an in-memory database has no WAL to bound.
             config["checkpoint_threshold"] = IN_MEMORY_CHECKPOINT
-        self._con = duckdb.connect(self.path, config=config)
-        self._con.execute("SET TimeZone = 'UTC'")
-        _migrate(self._con)
-        self._con.execute(STATE_SCHEMA + LOG_SCHEMA + VIEWS)
-        self.checkpoints: checkpoints.Checkpoints | None = checkpoints.Checkpoints(
-            self._con, STATE_KEYS, checkpoint_every
-        )
-        self._start()
+        path = str(path) if path is not None else ":memory:"
+        con = duckdb.connect(path, config=config)
+        con.execute("SET TimeZone = 'UTC'")
+        _migrate(con)
+        con.execute(STATE_SCHEMA + LOG_SCHEMA + VIEWS)
+        taken = checkpoints.Checkpoints(con, STATE_KEYS, checkpoint_every)
+        self._start(con, path, max_queued, taken, spill)
 
-    def _start(self) -> None:
-        """Reading cursors, the writer's statements (parsed once) and the writer thread, on
-        `self._con`."""
+    def _start(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: str,
+        max_queued: int,
+        taken: checkpoints.Checkpoints | None,
+        spill: tempfile.TemporaryDirectory[str] | None,
+    ) -> None:
+        """The store on `con`, its schema made: reading cursors, the writer's statements
+        (parsed once) and the writer thread."""
+        self.path = path
+        self.max_queued = max_queued
+        self.checkpoints = taken
+        self._spill = spill
+        self._con = con
         cursor = self._new_cursor()
         self._schemas = {table: arrow_schema(cursor, table) for table in (*KEYS, *LOGS, "presence")}
         names = {table: schema.names for table, schema in self._schemas.items()}
@@ -527,6 +536,7 @@ class FleetStore:
         return to_pandas(self.arrow(query, params))
 
     def arrow(self, query: str, params: Iterable[Any] | dict[str, Any] | None = None) -> pa.Table:
+        """A read-only query on a snapshot of the store, as a pyarrow Table."""
         table: pa.Table = self.cursor().sql(query, params=params).to_arrow_table()
         return table
 
@@ -558,19 +568,14 @@ class FleetStore:
 class PastStore(FleetStore):
     """A store of the past beside a live one, in the live store's database: its state tables
     in an in-memory catalog of their own (filled by `ocnb.history`), its logs views of the live
-    logs up to `until`. It shares the live store's connection and memory (no `__init__` of its
-    own kind); close it before the live store."""
+    logs up to `until`. It shares the live store's connection and memory; close it before the
+    live store."""
 
     _numbers = itertools.count(1)
 
     def __init__(self, live: FleetStore, until: datetime) -> None:
-        self.path = f"{live.path} as of {until.isoformat()}"
-        self.max_queued = MAX_QUEUED
-        self.checkpoints = None
-        self._spill = None
-        self._con = live._con
         self.catalog = f"ocnb_past_{next(self._numbers)}"
-        setup = self._con.cursor()
+        setup = live._con.cursor()
         try:
             self.source: str = setup.execute("SELECT current_database()").fetchall()[0][0]
             setup.execute(f"ATTACH ':memory:' AS {self.catalog}; USE {self.catalog}")
@@ -582,7 +587,7 @@ class PastStore(FleetStore):
             setup.execute(STATE_SCHEMA + logs + VIEWS)
         finally:
             setup.close()
-        self._start()
+        self._start(live._con, f"{live.path} as of {until.isoformat()}", MAX_QUEUED, None, None)
 
     def _new_cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self._con.cursor()

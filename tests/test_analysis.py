@@ -17,7 +17,7 @@ def fleet() -> Iterator[ocnb.Fleet]:
         fleet.wait_until(
             lambda f: (f.runs()["status"] == "failed").sum() >= 1 and len(f.runs()) >= 20, 60
         )
-        fleet._owned[0].pause()  # keep the numbers still while the tests compare them
+        fleet.demo_gateway.pause()  # keep the numbers still while the tests compare them
         fleet.store.flush()
         yield fleet
 

@@ -111,7 +111,7 @@ def test_export_parquet_writes_every_table(demo_fleet: Fleet, tmp_path: Path) ->
 
 
 def test_repr_and_html_show_state_and_never_the_token(demo_fleet: Fleet) -> None:
-    token = demo_fleet._owned[0].token
+    token = demo_fleet.demo_gateway.token
     gateway = demo_fleet.demo_gateway
     assert gateway is not None
     gateway.pause()  # its roster churns: hold it still while we compare

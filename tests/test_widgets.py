@@ -44,7 +44,7 @@ def test_nothing_is_sent_when_nothing_changed(quiet_fleet: ocnb.Fleet) -> None:
 
 def test_a_thousand_store_changes_make_a_handful_of_sends(quiet_fleet: ocnb.Fleet) -> None:
     grid = quiet_fleet.grid(refresh_hz=4)
-    refresher = quiet_fleet._refresher(None)
+    refresher = quiet_fleet.keep_fresh(grid)  # already kept: the refresher driving it
     sends_before = refresher.sends
     started = time.monotonic()
     for n in range(1000):

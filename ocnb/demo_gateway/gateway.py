@@ -121,6 +121,7 @@ class DemoGateway:
 
     @property
     def url(self) -> str:
+        """The WebSocket URL to connect to (`ws://127.0.0.1:<port>/`)."""
         return f"ws://127.0.0.1:{self.port}/"
 
     @property
@@ -260,6 +261,7 @@ class DemoGateway:
         self._paused = True
 
     def resume(self) -> None:
+        """Let the scenario run again after `paused=True` (its clock starts from where it stood)."""
         self._paused = False
 
     def fast_forward(self, seconds: float) -> None:

@@ -77,7 +77,7 @@ class FleetGrid(anywidget.AnyWidget):
         """A table of the selected agent's sessions that follows the selection."""
         table = SessionTable(self._fleet, self.selected)
         traitlets.dlink((self, "selected"), (table, "agent"))
-        self._fleet._refresher(None).add(table)
+        self._fleet.keep_fresh(table)
         return table
 
     def __repr__(self) -> str:
