@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakemodel import FakeModelServer
-from realgateway import V3_VERSION, V4_VERSION, RealGateway
-from targets import DemoTarget, RealTarget, Target
+from support.fakemodel import FakeModelServer
+from support.realgateway import V3_VERSION, V4_VERSION, RealGateway
+from support.targets import DemoTarget, RealTarget, Target
 
 from ocnb.auth import HOME_VARIABLE, PASSWORD_VARIABLE, TOKEN_VARIABLE, URL_VARIABLES
 from ocnb.demo_gateway import DemoGateway

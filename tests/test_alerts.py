@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers import wait_for
+from support.helpers import wait_for
 
 import ocnb
 from ocnb.alerts import Firing

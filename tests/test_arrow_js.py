@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from realgateway import NODE_WHEEL_VERSION, openclaw_cache
+from support.realgateway import NODE_WHEEL_VERSION, openclaw_cache
 
 import ocnb
 from ocnb.widgets.snapshot import agents_snapshot, pack

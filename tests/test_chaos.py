@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from chaosproxy import ChaosProxy
-from convergence import differences, usage_differences
-from helpers import wait_for
+from support.chaosproxy import ChaosProxy
+from support.convergence import differences, usage_differences
+from support.helpers import wait_for
 
 import ocnb
 from ocnb.demo_gateway import DemoGateway

@@ -17,8 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from fakegateway import FakeGateway, Peer, Reject
-from helpers import wait_for
+from support.fakegateway import FakeGateway, Peer, Reject
+from support.helpers import wait_for
 
 from ocnb import (
     AuthError,

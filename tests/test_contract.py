@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import fetch_all_sessions, wait_for
-from targets import Target
+from support.helpers import fetch_all_sessions, wait_for
+from support.targets import Target
 
 from ocnb import AuthError, Backoff, GatewayClient
 from ocnb.protocol import Event

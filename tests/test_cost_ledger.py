@@ -6,10 +6,10 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from convergence import usage_differences, wait_runs_finished
-from fakemodel import FakeModelServer
-from helpers import wait_for
-from realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
+from support.convergence import usage_differences, wait_runs_finished
+from support.fakemodel import FakeModelServer
+from support.helpers import wait_for
+from support.realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
 
 import ocnb
 from ocnb.demo_gateway import DemoGateway

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from support.helpers import wait_for
 from websockets.asyncio.client import connect
 
 from ocnb import (

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from driver import Driver
-from realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
-from recording import FIXTURES, REQUIRED_KINDS, Shape, compare, load, record_scenario
+from support.driver import Driver
+from support.realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
+from support.recording import FIXTURES, REQUIRED_KINDS, Shape, compare, load, record_scenario
 
 from ocnb.demo_gateway import DemoGateway
 

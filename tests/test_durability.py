@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from convergence import differences
-from helpers import wait_for
+from support.convergence import differences
+from support.helpers import wait_for
 
 import ocnb
 from ocnb.auth import TOKEN_VARIABLE

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from convergence import converged, runs_finished, usage_differences
-from helpers import SlowStore, wait_for
-from targets import Target
+from support.convergence import converged, runs_finished, usage_differences
+from support.helpers import SlowStore, wait_for
+from support.targets import Target
 
 import ocnb
 from ocnb import Fleet

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakegateway import FakeGateway
-from helpers import wait_for
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support.fakegateway import FakeGateway
+from support.helpers import wait_for
 
 from ocnb import Backoff, GatewayClient
 from ocnb.errors import ProtocolError

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from convergence import converged, usage_differences, wait_runs_finished
-from fakemodel import FakeModelServer
-from helpers import wait_for
-from realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
+from support.convergence import converged, usage_differences, wait_runs_finished
+from support.fakemodel import FakeModelServer
+from support.helpers import wait_for
+from support.realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
 
 import ocnb
 from ocnb import AuthError, Backoff

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from helpers import wait_for
-from realgateway import AGENTS, RealGateway, free_port
+from support.helpers import wait_for
+from support.realgateway import AGENTS, RealGateway, free_port
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import wait_for
-from targets import Target
+from support.helpers import wait_for
+from support.targets import Target
 from test_fleet import runs_finished
 
 import ocnb

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from blockproxy import BlockingProxy
-from convergence import differences
-from helpers import fetch_all_sessions, wait_for
-from realgateway import V4_VERSION, RealGateway
+from support.blockproxy import BlockingProxy
+from support.convergence import differences
+from support.helpers import fetch_all_sessions, wait_for
+from support.realgateway import V4_VERSION, RealGateway
 
 import ocnb
 from ocnb import Fleet

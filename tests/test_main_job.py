@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from helpers import wait_for
+from support.helpers import wait_for
 
 ROOT = Path(__file__).parent.parent
 DEMO = ROOT / "scripts" / "demo"

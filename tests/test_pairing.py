@@ -7,8 +7,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from helpers import wait_for
-from realgateway import V4_VERSION, RealGateway
+from support.helpers import wait_for
+from support.realgateway import V4_VERSION, RealGateway
 
 import ocnb
 from ocnb import PairingRequired

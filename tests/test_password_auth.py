@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realgateway import V3_VERSION, V4_VERSION, RealGateway
+from support.realgateway import V3_VERSION, V4_VERSION, RealGateway
 
 import ocnb
 from ocnb import AuthError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from realgateway import V4_VERSION, RealGateway
+from support.realgateway import V4_VERSION, RealGateway
 
 from ocnb import GatewayClient
 

@@ -17,9 +17,9 @@ import duckdb
 import nbformat
 import pyarrow.parquet as pq
 import pytest
-from convergence import runs_finished
 from nbclient import NotebookClient
-from targets import Target
+from support.convergence import runs_finished
+from support.targets import Target
 
 import ocnb
 from ocnb import AuthError, OcnbError

@@ -16,7 +16,7 @@ from unittest.mock import Mock
 
 import duckdb
 import pytest
-from helpers import SlowStore, wait_for
+from support.helpers import SlowStore, wait_for
 
 from ocnb import held
 from ocnb.demo_gateway.flood import render

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from convergence import converged, wait_runs_finished
-from helpers import wait_for
-from realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
+from support.convergence import converged, wait_runs_finished
+from support.helpers import wait_for
+from support.realgateway import AGENTS, V3_VERSION, V4_VERSION, RealGateway
 
 import ocnb
 

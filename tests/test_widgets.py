@@ -10,7 +10,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from helpers import wait_for
+from support.helpers import wait_for
 
 import ocnb
 from ocnb.demo_gateway import DemoGateway

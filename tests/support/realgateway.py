@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from driver import Driver
-from fakemodel import provider_config
 
 from ocnb import Backoff, DeviceIdentity, DeviceTokenStore, GatewayClient, GatewayUnreachable
+from support.driver import Driver
+from support.fakemodel import provider_config
 
 NODE_WHEEL_VERSION = "24.19.0"
 V4_VERSION = "2026.9.6"

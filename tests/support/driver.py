@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from helpers import wait_for
-
 from ocnb import DeviceIdentity, DeviceTokenStore, GatewayClient
+from support.helpers import wait_for
 
 WRITE_SCOPES = ("operator.read", "operator.write", "operator.admin")
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from driver import Driver
-from realgateway import AGENTS, RealGateway
-
 from ocnb import GatewayClient
 from ocnb.demo_gateway import DemoGateway
+from support.driver import Driver
+from support.realgateway import AGENTS, RealGateway
 
 
 class Target:

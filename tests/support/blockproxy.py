@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from loopbackproxy import LoopbackProxy
-
 from ocnb.demo_gateway.http import pipe
+from support.loopbackproxy import LoopbackProxy
 
 REFUSAL = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 

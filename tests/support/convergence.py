@@ -6,9 +6,9 @@ import math
 from typing import Any
 
 import pytest
-from helpers import fetch_all_sessions, wait_for
 
 from ocnb import Fleet, GatewayClient
+from support.helpers import fetch_all_sessions, wait_for
 
 TERMINAL = {"done", "failed", "killed", "interrupted", "timeout"}
 SESSION_FIELDS = {

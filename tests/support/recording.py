@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from driver import Driver
 from websockets.asyncio.client import connect
 
 from ocnb import DeviceIdentity, GatewayClient, InvalidRequest, protocol
 from ocnb.protocol import Event
+from support.driver import Driver
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 # Kinds both real gateways send and the demo must reproduce key for key.
 REQUIRED_KINDS = (
     "hello-ok",

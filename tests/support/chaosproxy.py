@@ -9,9 +9,8 @@ import contextlib
 import random
 from collections import Counter
 
-from loopbackproxy import LoopbackProxy
-
 from ocnb.demo_gateway.http import READ_LIMIT, pipe
+from support.loopbackproxy import LoopbackProxy
 
 
 class ChaosProxy(LoopbackProxy):
