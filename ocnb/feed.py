@@ -216,7 +216,7 @@ class GatewayFeed:
         """Reads in flight or waiting that events asked for (roster refetch, v3 describes)."""
         return len(self._tasks)
 
-    # --- live events (on the loop thread) -------------------------------------------------
+    # --- inputs: ingested, submitted, followed up ---------------------------------------------
 
     def _log(self, kind: str, payload: Any, as_of: Any = None) -> list[Op]:
         """Ingest a non-event input now (from any of the feed's threads); returns its ops."""
@@ -268,7 +268,7 @@ class GatewayFeed:
                     self._spawn(self._describe_later(key))
             case Resync(reason):
                 log.info("%s: re-syncing: %s", self.name, reason)
-                self.client.request_resync()
+                self.link.request_resync()
 
     def _on_status(self, status: GatewayStatus) -> None:
         self._log_status()
@@ -314,7 +314,7 @@ class GatewayFeed:
     def _agent_for_http(self) -> str | None:
         """The agent HTTP tool calls run as: the default one where several are configured."""
         ids = self.ingestor.agent_ids
-        return self.ingestor.default_agent_id or min(ids) if len(ids) > 1 else None
+        return (self.ingestor.default_agent_id or min(ids)) if len(ids) > 1 else None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

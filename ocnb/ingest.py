@@ -346,13 +346,11 @@ class Ingestor:
         """Every event goes to the log; the ones that describe state also update it, and the
         ones that imply more than they carry ask for follow-ups."""
         data = _dict(event.payload)
-        ops: list[Op] = [self._logged_event(event, data, received_at)] if self.logs else []
         handler = _EVENT_HANDLERS.get(event.event)
-        if handler is None:
-            return Ingested(ops)
-        found = handler(self, event, data, received_at)
-        ops += found.ops
-        return Ingested(ops, found.follow_ups)
+        found = Ingested([]) if handler is None else handler(self, event, data, received_at)
+        if self.logs:
+            found.ops.insert(0, self._logged_event(event, data, received_at))
+        return found
 
     def _logged_event(self, event: Event, data: dict[str, Any], received_at: int) -> Append:
         session_key = _str(data.get("sessionKey"))

@@ -30,7 +30,8 @@ StatusHandler = Callable[[GatewayStatus], None]
 
 
 class Link(Protocol):
-    """What a feed needs of a connection: its events and status, and calls to make."""
+    """What a feed needs of a connection: its events and status, calls to make, and a way to
+    ask for the whole sync again."""
 
     @property
     def status(self) -> GatewayStatus: ...
@@ -45,6 +46,8 @@ class Link(Protocol):
     async def acall(
         self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any: ...
+
+    def request_resync(self) -> None: ...
 
     def on_any(self, handler: EventHandler) -> EventHandler: ...
 
@@ -107,6 +110,9 @@ class FallbackLink:
         self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
         return await self.websocket.acall(method, params, timeout)
+
+    def request_resync(self) -> None:
+        self.websocket.request_resync()  # polling re-reads every round
 
     def on_any(self, handler: EventHandler) -> EventHandler:
         self.websocket.on_any(handler)

@@ -111,6 +111,9 @@ class HttpPoller:
         self._status_handlers = (*self._status_handlers, handler)
         return handler
 
+    def request_resync(self) -> None:
+        """Nothing to do: every round reads the whole session list."""
+
     async def acall(
         self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Any:
