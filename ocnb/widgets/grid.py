@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from ocnb.widgets.snapshot import agents_snapshot, sessions_snapshot, unpack
+from ocnb.widgets.snapshot import agents_snapshot, gateway_statuses, sessions_snapshot, unpack
 
 if TYPE_CHECKING:
     from ocnb.fleet import Fleet
@@ -59,8 +59,11 @@ class FleetGrid(anywidget.AnyWidget):
 
     def refresh(self) -> bool:
         """Send the agents, gateway status and firing alerts if they changed since the last send."""
-        agents = agents_snapshot(self._fleet.store)
-        gateways = _gateway_status(self._fleet)
+        store = self._fleet.store
+        with store.snapshot():  # the status bar and the agent cards from one moment
+            agents = agents_snapshot(store)
+            statuses = gateway_statuses(store)
+        gateways = _gateway_status(self._fleet, statuses)
         alerts = [
             {"alert": f.alert, "subject": f.subject, "fired_ms": int(f.fired_at.timestamp() * 1000)}
             for f in self._fleet.firing
@@ -131,12 +134,14 @@ class SessionTable(anywidget.AnyWidget):
         return f"<SessionTable agent={self.agent!r}>"
 
 
-def _gateway_status(fleet: Fleet) -> list[dict[str, Any]]:
+def _gateway_status(fleet: Fleet, statuses: dict[str, str]) -> list[dict[str, Any]]:
+    """Each gateway's line in the status bar: its status as the store holds it (written by its
+    feed alone), its server and the client's counters."""
     return [
         {
             "name": name,
             "url": client.url,
-            "status": fleet.statuses[name],
+            "status": statuses.get(name, "connecting"),
             "protocol": client.protocol,
             "server_version": client.server_version,
             "last_event_ms": int(client.stats.last_event_at * 1000)

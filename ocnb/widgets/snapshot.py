@@ -59,8 +59,17 @@ ORDER BY updated_at DESC NULLS LAST LIMIT 500
 """
 
 
+GATEWAY_STATUSES = "SELECT gateway, status FROM gateways"
+
+
 def agents_snapshot(store: FleetStore) -> bytes:
     return pack(store.arrow(AGENTS))
+
+
+def gateway_statuses(store: FleetStore) -> dict[str, str]:
+    """Each gateway's status as its feed last told the store (what `agent_cards` reads too)."""
+    rows = store.arrow(GATEWAY_STATUSES).to_pylist()
+    return {row["gateway"]: row["status"] for row in rows if row["status"] is not None}
 
 
 def sessions_snapshot(store: FleetStore, agent: str, gateway: str | None = None) -> bytes:
